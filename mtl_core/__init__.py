@@ -1,0 +1,58 @@
+"""mtl_core: trainable multi-task models, schedules and loss weighting, in plain PyTorch.
+
+Ten lines from data frames to per-task metrics and transfer::
+
+    from mtl_core import TaskFrame, TrainConfig, fit, prepare_tasks, transfer
+    tasks, _ = prepare_tasks({"imdb": TaskFrame(frame=imdb, inputs="text", target="label", type="binary"),
+                              "yelp": TaskFrame(frame=yelp, inputs="text", target="label", type="binary")})
+    config = TrainConfig(hidden_size=64, epochs=5, schedule="joint")
+    multi = fit(tasks, config)
+    single = {name: fit([task], config).primary()[name] for name, task in tasks.items()}
+    print(transfer.deltas(multi.primary(), single, multi.metric))
+
+Nothing here imports Optuna, MLflow or YAML. ``import mtl_core`` is light: torch loads when
+training does.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mtl_core import transfer
+from mtl_core.data.features import FeatureSpace, TextFeatures
+from mtl_core.data.prepare import TaskData, TaskFrame, prepare_tasks
+from mtl_core.data.readers import DataError, read_table
+from mtl_core.tasks import TaskSpec, TaskType
+
+if TYPE_CHECKING:
+    from mtl_core.train import Callback, EpochLog, FitResult, TrainConfig, TrainingDiverged, fit
+
+_TRAIN_NAMES = {"Callback", "EpochLog", "FitResult", "TrainConfig", "TrainingDiverged", "fit"}
+
+
+def __getattr__(name: str) -> Any:  # torch is imported only when training is asked for
+    if name in _TRAIN_NAMES:
+        from mtl_core import train
+
+        return getattr(train, name)
+    raise AttributeError(f"module 'mtl_core' has no attribute {name!r}")
+
+
+__all__ = [
+    "Callback",
+    "DataError",
+    "EpochLog",
+    "FeatureSpace",
+    "FitResult",
+    "TaskData",
+    "TaskFrame",
+    "TaskSpec",
+    "TaskType",
+    "TextFeatures",
+    "TrainConfig",
+    "TrainingDiverged",
+    "fit",
+    "prepare_tasks",
+    "read_table",
+    "transfer",
+]

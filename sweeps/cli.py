@@ -1,0 +1,223 @@
+"""The ``sweeps`` command line. Heavy libraries (torch, mlflow, optuna) load inside the
+commands that need them, so ``--help`` and ``validate`` stay fast."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Multi-task learning sweeps: which tasks should share a network, and how.",
+)
+
+StudyPath = Annotated[Path, typer.Argument(help="the study file (study.yaml)", show_default=False)]
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _guard(body: Callable[[], int | None]) -> None:
+    """User errors: a short message, exit 2. Other failures: one line, exit 1
+    (MTL_DEBUG=1 shows the traceback)."""
+    from sweeps.errors import StudyError
+
+    try:
+        code = body() or 0
+    except StudyError as exc:
+        for line in exc.problems[:20]:
+            _err(f"error: {line}")
+        if len(exc.problems) > 20:
+            _err(f"error: ... and {len(exc.problems) - 20} more")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        _err("interrupted: the trial in flight was recorded as failed; run again to resume")
+        raise typer.Exit(130) from None
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        if os.environ.get("MTL_DEBUG"):
+            raise
+        _err(f"error: {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)
+
+
+def _load(path: Path, with_data: bool = True):
+    from sweeps.spec import load_spec
+    from sweeps.study_data import load_study_data
+
+    spec = load_spec(path)
+    data = load_study_data(spec) if with_data else None
+    return spec, data
+
+
+@app.command()
+def validate(study: StudyPath) -> None:
+    """Check the study file and every data file without training; print the plan."""
+
+    def body() -> int:
+        from sweeps.plan import print_plan
+
+        spec, data = _load(study)
+        print_plan(spec, data)
+        return 0
+
+    _guard(body)
+
+
+@app.command()
+def run(
+    study: StudyPath,
+    trials: Annotated[
+        int | None, typer.Option(help="run until the study has N finished trials")
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="processes on this machine sharing the study")
+    ] = 1,
+    timeout: Annotated[
+        float | None, typer.Option(help="stop starting trials after S seconds")
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="no progress display")] = False,
+) -> None:
+    """Create or resume the study and run trials until it has enough finished ones."""
+
+    def body() -> int:
+        spec, _ = _load(study)  # everything is checked before anything is written
+        return _run(spec, study, trials, workers, timeout, quiet, worker=False)
+
+    _guard(body)
+
+
+@app.command()
+def worker(
+    study: StudyPath,
+    trials: Annotated[
+        int | None, typer.Option(help="run until the study has N finished trials")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="stop starting trials after S seconds")
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="no progress display")] = False,
+) -> None:
+    """Join the study from another process or machine (same storage) and run trials."""
+
+    def body() -> int:
+        spec, _ = _load(study)
+        return _run(spec, study, trials, 1, timeout, quiet, worker=True)
+
+    _guard(body)
+
+
+def _run(spec, path: Path, trials, workers: int, timeout, quiet: bool, worker: bool) -> int:
+    import subprocess
+
+    from sweeps.progress import reporter_for
+    from sweeps.runner import run_study
+
+    helpers = []
+    if workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        command = [sys.executable, "-m", "sweeps", "worker", str(path), "--quiet"]
+        command += ["--trials", str(trials)] if trials else []
+        command += ["--timeout", str(timeout)] if timeout else []
+        helpers = [subprocess.Popen(command, env=env) for _ in range(workers - 1)]
+        import torch
+
+        torch.set_num_threads(threads)
+    try:
+        summary = run_study(spec, trials, timeout, reporter_for(quiet), worker=worker)
+    finally:
+        for proc in helpers:
+            proc.wait()
+    if worker:
+        _err(f"worker done: the study has {summary.finished} finished trials")
+        return 0
+    _print_summary(spec, path, summary)
+    return 0
+
+
+def _print_summary(spec, path: Path, summary) -> None:
+    best = (
+        f"best trial {summary.best_number}: validation Δm {summary.best_value:+.2f}%"
+        if summary.best_number is not None
+        else "no trial completed"
+    )
+    stop = " (stopped by the timeout)" if summary.stopped_by_timeout else ""
+    print(f"study {spec.name}: {summary.finished} finished trials{stop}; {best}")
+    print(f"  trials:    sweeps status {path}")
+    print(f"  MLflow UI: sweeps ui {path}   (tracking store {spec.tracking})")
+    if summary.dashboard:
+        print(f"  dashboard: {summary.dashboard}")
+
+
+@app.command()
+def status(study: StudyPath) -> None:
+    """A table of trials (state, tasks, Δm, params) and the best so far."""
+
+    def body() -> int:
+        from sweeps.plan import print_status
+
+        spec, _ = _load(study, with_data=False)
+        print_status(spec)
+        return 0
+
+    _guard(body)
+
+
+@app.command()
+def dashboard(
+    study: StudyPath,
+    out: Annotated[
+        Path | None, typer.Option(help="folder for dashboard.html (default: the workdir)")
+    ] = None,
+) -> None:
+    """Write the Plotly comparison dashboard as one self-contained HTML file."""
+
+    def body() -> int:
+        from dashboards import build_dashboard
+
+        spec, _ = _load(study, with_data=False)
+        path = build_dashboard(
+            spec.tracking, spec.name, (out or spec.workdir_path) / "dashboard.html"
+        )
+        print(path)
+        return 0
+
+    _guard(body)
+
+
+@app.command()
+def ui(
+    study: StudyPath,
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 5000,
+    host: Annotated[
+        str, typer.Option(help="address to bind; 127.0.0.1 unless told otherwise")
+    ] = "127.0.0.1",
+) -> None:
+    """Start the MLflow UI on this study's tracking store (runs until stopped)."""
+
+    def body() -> int:
+        from sweeps.server import serve_ui
+
+        spec, _ = _load(study, with_data=False)
+        return serve_ui(spec, host, port)
+
+    _guard(body)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

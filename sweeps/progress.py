@@ -1,0 +1,103 @@
+"""What ``sweeps run`` shows while it works: trials done of the total, the current trial's
+epoch, the best Δm so far. A live rich display on a terminal, one plain line per trial
+otherwise (logs, CI)."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+class Reporter:
+    """Quiet by default; ``LiveReporter`` and ``LineReporter`` show progress."""
+
+    def start(self, study: str, done: int, total: int) -> None: ...
+
+    def trial_started(self, number: int, tasks: list[str], params: dict) -> None: ...
+
+    def phase(self, text: str) -> None: ...
+
+    def epoch(self, epoch: int, epochs: int) -> None: ...
+
+    def trial_finished(
+        self, number: int, state: str, value: float | None, best: float | None, note: str = ""
+    ) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def _describe(number: int, state: str, value: float | None, best: float | None, note: str) -> str:
+    shown = f"valid Δm {value:+.2f}%" if value is not None else note
+    best_text = f"best {best:+.2f}%" if best is not None else "no best yet"
+    return f"trial {number}: {state} {shown} · {best_text}"
+
+
+class LineReporter(Reporter):
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.total = 0
+        self.done = 0
+
+    def start(self, study: str, done: int, total: int) -> None:
+        self.done, self.total = done, total
+        print(f"study {study}: {done} of {total} trials finished", file=self.stream, flush=True)
+
+    def trial_finished(self, number, state, value, best, note=""):
+        self.done += 1
+        line = _describe(number, state, value, best, note)
+        print(f"[{self.done}/{self.total}] {line}", file=self.stream, flush=True)
+
+
+class LiveReporter(Reporter):
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=self.console,
+            transient=False,
+        )
+        self.trials = self.progress.add_task("trials", total=1, info="")
+        self.current = self.progress.add_task("trial", total=1, info="", visible=False)
+
+    def start(self, study, done, total):
+        self.progress.update(self.trials, description=f"study {study}", total=total, completed=done)
+        self.progress.start()
+
+    def trial_started(self, number, tasks, params):
+        self.progress.update(
+            self.current,
+            description=f"trial {number}",
+            completed=0,
+            total=1,
+            visible=True,
+            info=f"{','.join(tasks)} · {params.get('training.schedule')} · {params.get('training.weighting')}",
+        )
+
+    def phase(self, text):
+        self.progress.update(self.current, info=text)
+
+    def epoch(self, epoch, epochs):
+        self.progress.update(self.current, completed=epoch, total=epochs)
+
+    def trial_finished(self, number, state, value, best, note=""):
+        self.progress.console.print(_describe(number, state, value, best, note))
+        self.progress.update(
+            self.trials, advance=1, info=f"best {best:+.2f}%" if best is not None else ""
+        )
+        self.progress.update(self.current, visible=False)
+
+    def stop(self):
+        self.progress.stop()
+
+
+def reporter_for(quiet: bool = False) -> Reporter:
+    if quiet:
+        return Reporter()
+    return LiveReporter() if sys.stderr.isatty() else LineReporter()

@@ -1,0 +1,255 @@
+"""The search space: a trial's sampled values become a plain ``TrialConfig``.
+
+Space keys are dotted paths into ``model`` and ``training`` (``model.hidden_size``,
+``training.lr``), plus ``tasks``. A range on an integer field samples integers, on a float
+field floats; text-valued fields take ``choices`` only. ``tasks: {subsets: ...}`` samples
+which tasks train together; every candidate subset is one categorical choice, written
+``"a,b"`` (sorted).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from mtl_core.weighting import weighting_problems
+from sweeps.spec import (
+    ChoicesParam,
+    ModelConfig,
+    RangeParam,
+    StudySpec,
+    SubsetsParam,
+    TrainingConfig,
+)
+
+if TYPE_CHECKING:
+    import optuna
+
+    from mtl_core.train import TrainConfig
+
+SECTIONS: dict[str, type[BaseModel]] = {"model": ModelConfig, "training": TrainingConfig}
+NOT_SEARCHABLE = {"training.weights", "training.seeds", "training.device"}
+
+
+@dataclass
+class TrialConfig:
+    """Everything one trial trains with: no Optuna inside."""
+
+    tasks: list[str]
+    model: ModelConfig
+    training: TrainingConfig
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def train_config(self, seed: int) -> TrainConfig:
+        from mtl_core.train import TrainConfig
+
+        return TrainConfig(
+            **self.model.model_dump(),
+            **self.training.model_dump(exclude={"seeds"}),
+            seed=seed,
+        )
+
+
+def searchable_fields() -> list[str]:
+    return [
+        f"{section}.{name}"
+        for section, model in SECTIONS.items()
+        for name in model.model_fields
+        if f"{section}.{name}" not in NOT_SEARCHABLE
+    ]
+
+
+def task_subsets(spec: StudySpec) -> list[tuple[str, ...]]:
+    """The task combinations a trial can draw (every task together when not searched)."""
+    entry = spec.search.space.get("tasks")
+    names = spec.task_names
+    if not isinstance(entry, SubsetsParam):
+        return [tuple(names)] if entry is None else [tuple(sorted(c)) for c in entry.choices]
+    rule = entry.subsets
+    top = rule.max_size or len(names)
+    pool = [n for n in names if n not in rule.exclude]
+    return [
+        combo
+        for size in range(rule.min_size, min(top, len(pool)) + 1)
+        for combo in itertools.combinations(pool, size)
+        if set(rule.include) <= set(combo)
+    ]
+
+
+def check_space(spec: StudySpec) -> list[tuple[tuple, str]]:
+    """Problems with ``search.space``, as (location, message) pairs naming the key."""
+    problems: list[tuple[tuple, str]] = []
+    for key, entry in spec.search.space.items():
+        loc = ("search", "space", key)
+        where = f"search.space.{key}"
+        if key == "tasks":
+            problems += [(loc, f"{where}: {p}") for p in _check_tasks(spec, entry)]
+            continue
+        section, _, name = key.partition(".")
+        if (
+            section not in SECTIONS
+            or name not in SECTIONS[section].model_fields
+            or key in NOT_SEARCHABLE
+        ):
+            allowed = ", ".join(["tasks", *searchable_fields()])
+            problems.append((loc, f"{where}: not a searchable setting; allowed: {allowed}"))
+            continue
+        if isinstance(entry, SubsetsParam):
+            problems.append((loc, f"{where}: `subsets` applies to `tasks` only"))
+            continue
+        kind = _field_kind(SECTIONS[section], name)
+        if isinstance(entry, RangeParam):
+            if kind == "choice":
+                problems.append((loc, f"{where}: a text setting takes `choices`, not a range"))
+                continue
+            if kind == "int" and not all(
+                float(v).is_integer() for v in (entry.low, entry.high, entry.step or 1)
+            ):
+                problems.append(
+                    (loc, f"{where}: {name} is an integer; low, high and step must be integers")
+                )
+                continue
+            values = [entry.low, entry.high]
+        else:
+            values = list(entry.choices)
+        for value in values:
+            message = _invalid(
+                spec,
+                section,
+                name,
+                int(value) if kind == "int" and isinstance(value, float) else value,
+            )
+            if message:
+                problems.append((loc, f"{where}: value {value!r} is not allowed: {message}"))
+    if not problems:
+        problems += _check_combinations(spec)
+    return problems
+
+
+def _check_tasks(spec: StudySpec, entry: Any) -> list[str]:
+    names = set(spec.tasks)
+    if isinstance(entry, RangeParam):
+        return ["use `subsets: {min_size, max_size, include, exclude}` or `choices: [[a, b], ...]`"]
+    if isinstance(entry, ChoicesParam):
+        out = []
+        for choice in entry.choices:
+            if not isinstance(choice, list) or not choice:
+                out.append(f"each choice is a non-empty list of task names, got {choice!r}")
+            elif unknown := [t for t in choice if t not in names]:
+                out.append(
+                    f"unknown task(s) {', '.join(map(str, unknown))}; tasks are {', '.join(sorted(names))}"
+                )
+        return out
+    rule = entry.subsets
+    unknown = [t for t in rule.include + rule.exclude if t not in names]
+    if unknown:
+        return [
+            f"unknown task(s) {', '.join(unknown)} in include/exclude; tasks are {', '.join(sorted(names))}"
+        ]
+    if rule.max_size is not None and rule.max_size < rule.min_size:
+        return [f"max_size ({rule.max_size}) is below min_size ({rule.min_size})"]
+    if set(rule.include) & set(rule.exclude):
+        return ["a task cannot be both included and excluded"]
+    if not task_subsets(spec):
+        return [
+            f"no combination of the {len(names)} tasks satisfies min_size/max_size/include/exclude"
+        ]
+    return []
+
+
+def _check_combinations(spec: StudySpec) -> list[tuple[tuple, str]]:
+    """Refuse a study in which no combination of its fixed and sampled settings can train."""
+    weightings = _candidates(spec, "training.weighting", spec.training.weighting)
+    reasons = []
+    for tasks in task_subsets(spec):
+        for weighting in weightings:
+            found = weighting_problems(weighting, tasks, spec.training.weights)
+            if not found:
+                return []
+            reasons += found
+    return [(("training", "weighting"), f"training.weighting: no trial could train: {reasons[0]}")]
+
+
+def _candidates(spec: StudySpec, key: str, fixed: Any) -> list[Any]:
+    entry = spec.search.space.get(key)
+    return list(entry.choices) if isinstance(entry, ChoicesParam) else [fixed]
+
+
+def trial_problems(config: TrialConfig, spec: StudySpec) -> list[str]:
+    """Why a sampled combination cannot train (empty when it can)."""
+    return weighting_problems(config.training.weighting, config.tasks, config.training.weights)
+
+
+def sample(trial: optuna.Trial, spec: StudySpec) -> TrialConfig:
+    """Draw a trial's values from the space and build its effective configuration."""
+    updates: dict[str, dict[str, Any]] = {"model": {}, "training": {}}
+    tasks = spec.task_names
+    for key, entry in spec.search.space.items():
+        if key == "tasks":
+            combos = [",".join(c) for c in task_subsets(spec)]
+            tasks = trial.suggest_categorical("tasks", combos).split(",")
+            continue
+        section, _, name = key.partition(".")
+        if isinstance(entry, ChoicesParam):
+            value = trial.suggest_categorical(key, entry.choices)
+        elif _field_kind(SECTIONS[section], name) == "int":
+            step = int(entry.step or 1)
+            value = trial.suggest_int(
+                key, int(entry.low), int(entry.high), step=step, log=entry.log
+            )
+        else:
+            value = trial.suggest_float(key, entry.low, entry.high, step=entry.step, log=entry.log)
+        updates[section][name] = value
+    return fixed_config(spec, tasks, updates)
+
+
+def fixed_config(
+    spec: StudySpec, tasks: list[str] | None = None, updates: dict | None = None
+) -> TrialConfig:
+    updates = updates or {}
+    model = ModelConfig.model_validate({**spec.model.model_dump(), **updates.get("model", {})})
+    training = TrainingConfig.model_validate(
+        {**spec.training.model_dump(), **updates.get("training", {})}
+    )
+    tasks = sorted(tasks or spec.task_names)
+    return TrialConfig(tasks, model, training, effective_params(spec, tasks, model, training))
+
+
+def effective_params(
+    spec: StudySpec, tasks: list[str], model: ModelConfig, training: TrainingConfig
+) -> dict[str, Any]:
+    """Every setting of a trial, sampled or fixed, under its dotted name."""
+    params: dict[str, Any] = {"tasks": ",".join(tasks), "seed": spec.seed}
+    params.update({f"model.{k}": v for k, v in model.model_dump().items()})
+    for k, v in training.model_dump().items():
+        if k == "weights":
+            params.update({f"training.weights.{t}": w for t, w in sorted(v.items())})
+        else:
+            params[f"training.{k}"] = v
+    for column, text in spec.features.items():
+        params.update({f"features.{column}.{k}": v for k, v in text.model_dump().items()})
+    params["baselines.mode"] = spec.baselines.mode
+    return params
+
+
+def _field_kind(model: type[BaseModel], name: str) -> str:
+    annotation = model.model_fields[name].annotation
+    if annotation is int:
+        return "int"
+    if annotation is float:
+        return "float"
+    if get_origin(annotation) is not None and all(isinstance(a, str) for a in get_args(annotation)):
+        return "choice"
+    return "choice" if annotation in (str, bool) else "float"
+
+
+def _invalid(spec: StudySpec, section: str, name: str, value: Any) -> str | None:
+    current = getattr(spec, section).model_dump()
+    try:
+        SECTIONS[section].model_validate({**current, name: value})
+    except ValidationError as exc:
+        return "; ".join(e["msg"] for e in exc.errors())
+    return None

@@ -1,0 +1,387 @@
+"""The study file (``study.yaml``) as a pydantic model: parse, validate, resolve paths.
+
+``load_spec(path)`` returns a ``StudySpec`` or raises ``StudyError`` whose lines each name the
+field as a dotted path (with the YAML line where one is known) and what is allowed. It reads
+no data file; ``sweeps.study_data`` does that.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sweeps.errors import StudyError
+
+TASK_NAME = re.compile(r"^[a-z0-9_]+$")
+TaskTypeName = Literal["binary", "multiclass", "multilabel", "regression"]
+METRICS = {
+    "binary": ("accuracy", "f1", "f1_macro", "auc"),
+    "multiclass": ("accuracy", "f1", "f1_macro", "auc"),
+    "multilabel": ("accuracy", "f1", "f1_macro", "auc"),
+    "regression": ("mse", "rmse", "mae", "r2"),
+}
+# names that the contract reserves and later versions bring; a study naming one is told so
+PLANNED = {
+    "model.architecture": ("soft_sharing", "cross_stitch", "mmoe"),
+    "training.schedule": ("proportional", "temperature", "sequential"),
+    "training.weighting": (
+        "inverse_metric",
+        "uncertainty",
+        "dwa",
+        "gradnorm",
+        "rlw",
+        "pcgrad",
+        "mgda",
+        "cagrad",
+        "gradvac",
+        "imtl_g",
+        "aligned_mtl",
+        "upgrad",
+        "nash_mtl",
+    ),
+    "search.sampler": ("grid", "cmaes", "nsga2", "gp"),
+    "search.pruner": ("hyperband",),
+    "search.objective": ("per_task",),
+    "baselines.mode": ("tuned",),
+}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class SplitFractions(Strict):
+    valid: Annotated[float, Field(ge=0, lt=1)] = 0.15
+    test: Annotated[float, Field(gt=0, lt=1)] = 0.15
+
+    @model_validator(mode="after")
+    def _leaves_training_rows(self) -> SplitFractions:
+        if self.valid + self.test >= 1:
+            raise ValueError("valid + test must leave rows for training (sum below 1)")
+        return self
+
+
+class SplitFiles(Strict):
+    train: str
+    valid: str
+    test: str
+
+
+class TaskConfig(Strict):
+    path: str
+    format: Literal["csv", "tsv", "parquet", "jsonl"] | None = None
+    header: bool = True
+    columns: list[str] | None = None
+    inputs: str | list[str]
+    target: str | list[str]
+    label_map: dict[str | int | float | bool, str | int | float | bool] | None = None
+    type: TaskTypeName
+    metric: str | None = None
+    split: SplitFractions | SplitFiles = Field(default_factory=SplitFractions)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TaskConfig:
+        allowed = METRICS[self.type]
+        if self.metric is None:
+            self.metric = allowed[0] if self.type != "binary" else "f1"
+        elif self.metric not in allowed:
+            raise ValueError(
+                f"metric {self.metric!r} does not fit a {self.type} task; allowed: {', '.join(allowed)}"
+            )
+        if self.type == "multilabel" and isinstance(self.target, str):
+            raise ValueError("a multilabel task's target is a list of 0/1 columns")
+        if self.type != "multilabel" and not isinstance(self.target, str):
+            raise ValueError(f"a {self.type} task's target is one column")
+        if (
+            not self.header
+            and not self.columns
+            and (self.format or Path(self.path).suffix.lower())
+            in ("csv", "tsv", ".csv", ".tsv", ".txt")
+        ):
+            raise ValueError("`header: false` needs `columns` to name the columns")
+        return self
+
+    @property
+    def input_columns(self) -> list[str]:
+        return [self.inputs] if isinstance(self.inputs, str) else list(self.inputs)
+
+
+class TextFeatureConfig(Strict):
+    kind: Literal["bow", "tfidf"] = "bow"
+    max_features: Annotated[int, Field(ge=1)] | None = 5000
+    vocabulary: Literal["union", "intersection", "per_task"] = "union"
+    ngram_max: Annotated[int, Field(ge=1, le=3)] = 1
+    min_df: Annotated[int, Field(ge=1)] = 1
+    lowercase: bool = True
+
+
+class ModelConfig(Strict):
+    architecture: Literal["hard_sharing"] = "hard_sharing"
+    hidden_size: Annotated[int, Field(ge=1, le=65536)] = 200
+    depth: Annotated[int, Field(ge=1, le=16)] = 1
+    activation: Literal["sigmoid", "relu", "tanh", "gelu"] = "sigmoid"
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+
+
+class TrainingConfig(Strict):
+    epochs: Annotated[int, Field(ge=1, le=10000)] = 6
+    batch_size: Annotated[int, Field(ge=1)] = 64
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: Annotated[float, Field(gt=0, le=10)] = 0.001
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    schedule: Literal["joint", "round_robin", "alternate"] = "round_robin"
+    weighting: Literal["equal", "static", "inverse_size"] = "equal"
+    weights: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+    seeds: Annotated[int, Field(ge=1, le=1)] = 1
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class BaselinesConfig(Strict):
+    mode: Literal["matched"] = "matched"
+    trials: Annotated[int, Field(ge=1)] = 10
+
+
+class RangeParam(Strict):
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RangeParam:
+        if self.low > self.high:
+            raise ValueError(f"inverted range: low ({self.low:g}) is above high ({self.high:g})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        if self.log and self.step is not None:
+            raise ValueError("`step` and `log: true` cannot be combined")
+        if self.step is not None and self.step <= 0:
+            raise ValueError("`step` must be positive")
+        return self
+
+
+class ChoicesParam(Strict):
+    choices: Annotated[list[Any], Field(min_length=1)]
+
+
+class SubsetRule(Strict):
+    min_size: Annotated[int, Field(ge=1)] = 2
+    max_size: Annotated[int, Field(ge=1)] | None = None
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+
+
+class SubsetsParam(Strict):
+    subsets: SubsetRule
+
+
+class SearchConfig(Strict):
+    n_trials: Annotated[int, Field(ge=1)] = 20
+    timeout: Annotated[float, Field(gt=0)] | None = None
+    sampler: Literal["tpe", "random"] = "tpe"
+    pruner: Literal["none", "median"] = "median"
+    objective: Literal["delta_m"] = "delta_m"
+    space: dict[str, RangeParam | ChoicesParam | SubsetsParam] = Field(default_factory=dict)
+
+
+class StudySpec(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    seed: int = 0
+    workdir: str = ".sweeps"
+    tracking_uri: str | None = None
+    storage: str | None = None
+    tasks: Annotated[dict[str, TaskConfig], Field(min_length=1)]
+    features: dict[str, TextFeatureConfig] = Field(default_factory=dict)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    baselines: BaselinesConfig = Field(default_factory=BaselinesConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+
+    # set by load_spec: where the file lives (relative paths are relative to it)
+    source: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _task_names(cls, tasks: Any) -> Any:
+        for name in tasks if isinstance(tasks, dict) else ():
+            if not TASK_NAME.match(str(name)):
+                raise ValueError(f"task name {name!r} must match [a-z0-9_]+")
+        return tasks
+
+    @property
+    def base_dir(self) -> Path:
+        return self.source.parent if self.source else Path.cwd()
+
+    @property
+    def task_names(self) -> list[str]:
+        return sorted(self.tasks)
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    @property
+    def workdir_path(self) -> Path:
+        return self.resolve(self.workdir)
+
+    @property
+    def tracking(self) -> str:
+        return self.tracking_uri or f"sqlite:///{self.workdir_path / 'mlflow.db'}"
+
+    @property
+    def optuna_storage(self) -> str:
+        return self.storage or f"sqlite:///{self.workdir_path / 'optuna.db'}"
+
+    @property
+    def embedded(self) -> bool:
+        """True when the tracking store is the default local SQLite file."""
+        return self.tracking_uri is None
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    """Read and validate a study file; every problem names its field (and YAML line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise StudyError(f"{path}: no such study file")
+    try:
+        text = path.read_text(encoding="utf-8")
+        raw = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except UnicodeDecodeError as exc:
+        raise StudyError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise StudyError(f"{where}: not valid YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise StudyError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise StudyError(f"{path}: the study file must be a mapping of keys (name, tasks, ...)")
+    try:
+        spec = StudySpec.model_validate(raw)
+    except ValidationError as exc:
+        raise StudyError([_describe(path, root, err) for err in exc.errors()]) from None
+    spec.source = path.resolve()
+    problems = [f"{path}{_line(root, loc)}: {msg}" for loc, msg in check_spec(spec)]
+    if problems:
+        raise StudyError(problems)
+    return spec
+
+
+def check_spec(spec: StudySpec) -> list[tuple[tuple, str]]:
+    """Cross-field checks pydantic cannot express field by field: (location, message) pairs."""
+    from sweeps.space import check_space  # the space knows the fields it can sample
+
+    problems: list[tuple[tuple, str]] = []
+    names = set(spec.tasks)
+    for task in spec.training.weights:
+        if task not in names:
+            tasks = ", ".join(sorted(names))
+            problems.append(
+                (
+                    ("training", "weights", task),
+                    f"training.weights.{task}: no task {task!r}; tasks are {tasks}",
+                )
+            )
+    for column in spec.features:
+        if not any(column in t.input_columns for t in spec.tasks.values()):
+            problems.append(
+                (
+                    ("features", column),
+                    f"features.{column}: no task reads a column {column!r} as input",
+                )
+            )
+    problems += check_space(spec)
+    return problems
+
+
+def _describe(path: Path, root: yaml.Node | None, err: dict[str, Any]) -> str:
+    loc = tuple(part for part in err["loc"] if not _is_union_tag(part))
+    dotted = ".".join(str(p) for p in loc) or "(top level)"
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        msg = f"unknown key{'; allowed: ' + ', '.join(allowed) if allowed else ''}"
+    elif kind == "missing":
+        msg = "required but missing"
+    elif kind == "literal_error":
+        got = err.get("input")
+        planned = PLANNED.get(".".join(str(p) for p in loc if not isinstance(p, int)), ())
+        if planned and got in planned:
+            msg = f"{got!r} is not available in this version; {msg[0].lower() + msg[1:]}"
+        else:
+            msg = f"{msg} (got {got!r})"
+    elif kind in ("value_error", "assertion_error"):
+        msg = msg.removeprefix("Value error, ")
+    elif "input" in err and not isinstance(err["input"], dict | list):
+        msg = f"{msg} (got {err['input']!r})"
+    return f"{path}{_line(root, loc)}: {dotted}: {msg}"
+
+
+def _is_union_tag(part: Any) -> bool:
+    """pydantic names the union member it tried in the location; users never wrote it."""
+    if not isinstance(part, str):
+        return False
+    return part in _UNION_TAGS or part.startswith(("list[", "dict[", "function-", "literal["))
+
+
+_UNION_TAGS = {
+    "RangeParam",
+    "ChoicesParam",
+    "SubsetsParam",
+    "SplitFractions",
+    "SplitFiles",
+    "str",
+    "int",
+    "float",
+    "bool",
+}
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    """The keys a mapping at ``loc`` accepts, for "unknown key" messages."""
+    model: Any = StudySpec
+    parts, i = list(loc), 0
+    while i < len(parts):
+        fields = getattr(model, "model_fields", None)
+        if fields is None or str(parts[i]) not in fields:
+            return []
+        annotation = fields[str(parts[i])].annotation
+        model = _model_in(annotation)
+        if model is None:
+            return []
+        i += 2 if get_origin(annotation) is dict else 1  # a dict's key is the user's name
+    return [k for k in model.model_fields if k != "source"]
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _line(root: yaml.Node | None, loc: tuple) -> str:
+    """``:LINE`` of the deepest YAML node along ``loc`` (the parent's, for a missing key)."""
+    node, line = root, None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            pair = next(((k, v) for k, v in node.value if str(k.value) == str(part)), None)
+            if pair is None:
+                break
+            line, node = pair[0].start_mark.line, pair[1]
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
+            node = node.value[part]
+            line = node.start_mark.line
+        else:
+            break
+    return f":{line + 1}" if line is not None else ""

@@ -1,0 +1,132 @@
+"""The one adapter that writes MLflow: experiment, study run, trial and baseline runs.
+
+Writes go through ``log_batch`` (1,000 metrics, 100 params, 100 tags a request): on SQLite
+that is 45-65x faster than one ``log_metric`` per value. MLflow is imported here only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+logging.getLogger("mlflow").setLevel(logging.WARNING)  # no INFO lines about creating tables
+
+MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100
+PARAM_LIMIT = 6000  # MLflow's limit on a param value's length
+
+
+class Tracker:
+    def __init__(
+        self, tracking_uri: str, experiment: str, artifact_root: Path | None = None
+    ) -> None:
+        self.client = MlflowClient(tracking_uri)
+        self.uri = tracking_uri
+        found = self.client.get_experiment_by_name(experiment)
+        if found is None:
+            location = artifact_root.as_uri() if artifact_root else None
+            try:
+                self.experiment_id = self.client.create_experiment(
+                    experiment, artifact_location=location
+                )
+            except Exception:  # another worker created it first
+                found = self.client.get_experiment_by_name(experiment)
+                if found is None:
+                    raise
+                self.experiment_id = found.experiment_id
+        else:
+            if found.lifecycle_stage == "deleted":
+                self.client.restore_experiment(found.experiment_id)
+            self.experiment_id = found.experiment_id
+
+    # runs ---------------------------------------------------------------------------------
+
+    def study_run(self, name: str, params: Mapping[str, Any]) -> str:
+        """The study's parent run: found again by its tag, created on the first start."""
+        runs = self.search(f"tags.`mtl.kind` = 'study' and tags.`mtl.study` = '{_quote(name)}'")
+        if runs:
+            run = min(runs, key=lambda r: r.info.start_time)
+            if run.info.status != "RUNNING":
+                self.client.update_run(run.info.run_id, status="RUNNING")
+            return run.info.run_id
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"study {name}",
+            tags={"mtl.kind": "study", "mtl.study": name},
+        )
+        self.log(run.info.run_id, params=params)
+        return run.info.run_id
+
+    def start_run(
+        self, name: str, parent: str | None, tags: Mapping[str, str], params: Mapping[str, Any]
+    ) -> str:
+        all_tags = dict(tags)
+        if parent:
+            all_tags["mlflow.parentRunId"] = parent
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
+        self.log(run.info.run_id, params=params)
+        return run.info.run_id
+
+    def end_run(
+        self, run_id: str, status: str = "FINISHED", tags: Mapping[str, str] | None = None
+    ) -> None:
+        if tags:
+            self.log(run_id, tags=tags)
+        self.client.set_terminated(run_id, status=status)
+
+    def log(
+        self,
+        run_id: str,
+        metrics: Iterable[tuple[str, float, int]] = (),
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """Metrics as (key, value, step) triples, params and tags, in as few requests as the
+        limits of ``log_batch`` allow."""
+        now = int(time.time() * 1000)
+        m = [Metric(k, float(v), now, int(s)) for k, v, s in metrics]
+        p = [Param(k, _param_value(v)) for k, v in (params or {}).items()]
+        t = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+        while m or p or t:
+            self.client.log_batch(
+                run_id, metrics=m[:MAX_METRICS], params=p[:MAX_PARAMS], tags=t[:MAX_TAGS]
+            )
+            m, p, t = m[MAX_METRICS:], p[MAX_PARAMS:], t[MAX_TAGS:]
+
+    def log_artifact(self, run_id: str, path: Path) -> None:
+        self.client.log_artifact(run_id, str(path))
+
+    # queries ------------------------------------------------------------------------------
+
+    def search(self, filter_string: str, max_results: int = 1000) -> list:
+        out, token = [], None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id], filter_string, max_results=max_results, page_token=token
+            )
+            out.extend(page)
+            token = page.token
+            if not token:
+                return out
+
+    def find_baseline(self, key: str) -> Any | None:
+        """A finished baseline run recorded under this key, or None."""
+        runs = self.search(
+            f"tags.`mtl.kind` = 'baseline' and tags.`mtl.baseline_key` = '{_quote(key)}' "
+            "and attributes.status = 'FINISHED'"
+        )
+        return min(runs, key=lambda r: r.info.start_time) if runs else None
+
+
+def _param_value(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= PARAM_LIMIT else text[: PARAM_LIMIT - 3] + "..."
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "\\'")

@@ -1,0 +1,70 @@
+"""Test helpers: small real studies on the example's review sentences, and the real CLI."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SENTIMENT = ROOT / "examples" / "sentiment" / "data"
+
+
+def small_study(name: str = "small", **sections) -> dict:
+    """A quick study over the three review data sets (2 epochs, small hidden layer)."""
+    task = {
+        "header": False,
+        "columns": ["text", "label"],
+        "inputs": "text",
+        "target": "label",
+        "type": "binary",
+        "metric": "f1",
+    }
+    study = {
+        "name": name,
+        "seed": 0,
+        "tasks": {
+            "imdb": {"path": str(SENTIMENT / "imdb_labelled.txt"), **task},
+            "yelp": {"path": str(SENTIMENT / "yelp_labelled.txt"), **task},
+            "amazon": {"path": str(SENTIMENT / "amazon_cells_labelled.txt"), **task},
+        },
+        "features": {"text": {"kind": "bow", "max_features": 2000, "vocabulary": "union"}},
+        "model": {"hidden_size": 16},
+        "training": {"epochs": 2, "batch_size": 64, "lr": 0.005},
+        "search": {"n_trials": 2, "sampler": "random", "pruner": "none", "space": {}},
+    }
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(study.get(key), dict):
+            study[key] = {**study[key], **value}
+        else:
+            study[key] = value
+    return study
+
+
+def write_study(folder: Path, study: dict, filename: str = "study.yaml") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / filename
+    path.write_text(yaml.safe_dump(study, sort_keys=False))
+    return path
+
+
+def sweeps(*args: str, cwd: Path | None = None, timeout: float = 600, env: dict | None = None):
+    """Run the real command line in a fresh process."""
+    return subprocess.run(
+        [sys.executable, "-m", "sweeps", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,182 @@
+"""Malformed studies: exit 2, one message naming the field or file, no traceback, and nothing
+written (no Optuna trial, no MLflow run, no store file)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from tests.helpers import small_study, sweeps, write_study
+
+
+def _set(study: dict, dotted: list, value) -> dict:
+    study = copy.deepcopy(study)
+    node = study
+    for key in dotted[:-1]:
+        node = node.setdefault(key, {})
+    if value is _DELETE:
+        del node[dotted[-1]]
+    else:
+        node[dotted[-1]] = value
+    return study
+
+
+_DELETE = object()
+
+CASES = {
+    "wrong type": (["model", "hidden_size"], "big", ["model.hidden_size", "integer"]),
+    "unknown key": (
+        ["model", "hiden_size"],
+        32,
+        ["model.hiden_size", "unknown key", "hidden_size"],
+    ),
+    "unknown task type": (
+        ["tasks", "imdb", "type"],
+        "binaryy",
+        ["tasks.imdb.type", "'multiclass'"],
+    ),
+    "metric of another type": (["tasks", "imdb", "metric"], "mse", ["tasks.imdb", "'mse'", "f1"]),
+    "missing file": (
+        ["tasks", "imdb", "path"],
+        "nope/imdb.txt",
+        ["tasks.imdb.path", "nope/imdb.txt"],
+    ),
+    "missing column": (["tasks", "yelp", "target"], "stars", ["tasks.yelp", "'stars'"]),
+    "missing required": (["tasks", "imdb", "inputs"], _DELETE, ["tasks.imdb.inputs", "required"]),
+    "inverted range": (
+        ["search", "space"],
+        {"model.hidden_size": {"low": 64, "high": 8}},
+        ["search.space.model.hidden_size", "inverted range"],
+    ),
+    "unknown task in subset": (
+        ["search", "space"],
+        {"tasks": {"subsets": {"min_size": 2, "include": ["netflix"]}}},
+        ["search.space.tasks", "netflix"],
+    ),
+    "not searchable": (
+        ["search", "space"],
+        {"model.width": {"choices": [1, 2]}},
+        ["search.space.model.width", "model.hidden_size"],
+    ),
+    "bad choice": (
+        ["search", "space"],
+        {"training.schedule": {"choices": ["joint", "zigzag"]}},
+        ["search.space.training.schedule", "zigzag"],
+    ),
+    "float range on an integer": (
+        ["search", "space"],
+        {"model.depth": {"low": 1.5, "high": 3}},
+        ["search.space.model.depth", "integer"],
+    ),
+    "later method": (
+        ["training", "weighting"],
+        "pcgrad",
+        ["training.weighting", "not available in this version"],
+    ),
+    "static without weights": (
+        ["training", "weighting"],
+        "static",
+        ["training.weighting", "needs a weight for every task"],
+    ),
+    "weight for an unknown task": (
+        ["training", "weights"],
+        {"netflix": 1.0},
+        ["training.weights.netflix"],
+    ),
+    "bad task name": (["tasks", "IMDB"], {"path": "x.txt"}, ["IMDB", "[a-z0-9_]+"]),
+    "split leaves no training rows": (
+        ["tasks", "imdb", "split"],
+        {"valid": 0.5, "test": 0.5},
+        ["tasks.imdb.split"],
+    ),
+    "headerless without columns": (
+        ["tasks", "imdb", "columns"],
+        _DELETE,
+        ["tasks.imdb", "columns"],
+    ),
+}
+
+
+def _assert_clean_failure(result, needles, folder):
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in result.stderr, f"{needle!r} not in {result.stderr!r}"
+    assert not (folder / ".sweeps").exists(), "a failed validation wrote a store"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_run_refuses_and_writes_nothing(tmp_path, case):
+    dotted, value, needles = CASES[case]
+    write_study(tmp_path, _set(small_study(), dotted, value))
+    _assert_clean_failure(sweeps("run", "study.yaml", cwd=tmp_path), needles, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "case", ["wrong type", "missing column", "inverted range", "unknown task in subset"]
+)
+def test_validate_refuses(tmp_path, case):
+    dotted, value, needles = CASES[case]
+    write_study(tmp_path, _set(small_study(), dotted, value))
+    _assert_clean_failure(sweeps("validate", "study.yaml", cwd=tmp_path), needles, tmp_path)
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path):
+    (tmp_path / "study.yaml").write_text("name: x\ntasks:\n  imdb: {path: a.txt\n  yelp: 3\n")
+    result = sweeps("validate", "study.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "study.yaml:" in result.stderr and "not valid YAML" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_field_errors_carry_the_yaml_line(tmp_path):
+    write_study(tmp_path, _set(small_study(), ["model", "hidden_size"], "big"))
+    lines = (tmp_path / "study.yaml").read_text().splitlines()
+    line = next(i for i, text in enumerate(lines, 1) if "hidden_size" in text)
+    result = sweeps("validate", "study.yaml", cwd=tmp_path)
+    assert f"study.yaml:{line}: model.hidden_size" in result.stderr
+
+
+def test_missing_study_file(tmp_path):
+    result = sweeps("run", "absent.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "absent.yaml" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_not_a_mapping(tmp_path):
+    (tmp_path / "study.yaml").write_text("- just\n- a list\n")
+    result = sweeps("validate", "study.yaml", cwd=tmp_path)
+    assert result.returncode == 2 and "mapping" in result.stderr
+
+
+def test_binary_task_with_three_classes(tmp_path):
+    rows = "\n".join(f"text number {i}\t{i % 3}" for i in range(60))
+    (tmp_path / "three.txt").write_text(rows + "\n")
+    study = small_study()
+    study["tasks"]["imdb"]["path"] = "three.txt"
+    write_study(tmp_path, study)
+    result = sweeps("run", "study.yaml", cwd=tmp_path)
+    _assert_clean_failure(result, ["tasks.imdb", "exactly 2 distinct labels"], tmp_path)
+
+
+def test_validate_prints_the_plan(tmp_path):
+    space = {
+        "tasks": {"subsets": {"min_size": 2}},
+        "model.hidden_size": {"low": 8, "high": 64, "log": True},
+    }
+    write_study(tmp_path, small_study(search={"space": space}))
+    result = sweeps("validate", "study.yaml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for needle in (
+        "imdb",
+        "yelp",
+        "amazon",
+        "700",
+        "150",
+        "model.hidden_size",
+        "8 .. 64 (log)",
+        "4 task",
+    ):
+        assert needle in result.stdout, needle
+    assert not (tmp_path / ".sweeps").exists()

@@ -1,0 +1,111 @@
+"""Other paths through `sweeps run`: sampled combinations that cannot train, light commands,
+and the in-process API."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import optuna
+from mlflow.tracking import MlflowClient
+
+from sweeps.runner import run_study
+from sweeps.spec import load_spec
+from tests.helpers import small_study, sweeps, write_study
+
+
+def test_sampled_combination_that_cannot_train_is_pruned_with_reason(tmp_path):
+    study = small_study(
+        "prune",
+        training={"epochs": 1, "weights": {"imdb": 2.0}},
+        search={
+            "n_trials": 6,
+            "sampler": "random",
+            "pruner": "none",
+            "space": {
+                "training.weighting": {"choices": ["equal", "static"]},
+                "tasks": {"subsets": {"min_size": 1}},
+            },
+        },
+    )
+    spec = load_spec(write_study(tmp_path, study))
+    summary = run_study(spec)
+    assert summary.finished == 6
+    storage = f"sqlite:///{tmp_path / '.sweeps' / 'optuna.db'}"
+    trials = optuna.load_study(study_name="prune", storage=storage).trials
+    impossible = [
+        t
+        for t in trials
+        if t.params["training.weighting"] == "static" and t.params["tasks"] != "imdb"
+    ]
+    assert impossible, "the seed drew no impossible combination; change the seed"
+    client = MlflowClient(spec.tracking)
+    exp = client.get_experiment_by_name("prune").experiment_id
+    for t in trials:
+        run = client.get_run(t.user_attrs["mlflow_run_id"])
+        if t in impossible:
+            assert t.state == optuna.trial.TrialState.PRUNED
+            assert run.data.tags["mtl.state"] == "PRUNED"
+            assert "needs a weight for every task" in run.data.tags["mtl.error"]
+            assert not any(k.startswith("delta") for k in run.data.metrics)
+        else:
+            assert t.state == optuna.trial.TrialState.COMPLETE, t.user_attrs
+    # nothing was trained for the pruned trials: no baseline run of a task only they held
+    assert not client.search_runs([exp], "attributes.status = 'RUNNING'")
+
+
+def test_static_weights_are_applied(tmp_path):
+    study = small_study(
+        "static",
+        training={
+            "epochs": 1,
+            "weighting": "static",
+            "weights": {"imdb": 2.0, "yelp": 0.5, "amazon": 1.0},
+        },
+    )
+    spec = load_spec(write_study(tmp_path, study))
+    run_study(spec, n_trials=1)
+    client = MlflowClient(spec.tracking)
+    exp = client.get_experiment_by_name("static").experiment_id
+    (run,) = client.search_runs([exp], "tags.`mtl.kind` = 'trial'")
+    assert run.data.metrics["weight/imdb"] == 2.0 and run.data.metrics["weight/yelp"] == 0.5
+
+
+def test_help_and_validate_load_neither_torch_nor_mlflow(tmp_path):
+    write_study(tmp_path, small_study())
+    probe = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from sweeps.cli import app\n"
+        "r = CliRunner().invoke(app, ['--help'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "r = CliRunner().invoke(app, ['validate', 'study.yaml'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print(sorted(m for m in ('torch', 'mlflow', 'optuna') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_status_before_any_run(tmp_path):
+    write_study(tmp_path, small_study())
+    result = sweeps("status", "study.yaml", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "no trials yet" in result.stdout
+
+
+def test_same_seed_same_metrics(tmp_path):
+    metrics = []
+    for folder in ("a", "b"):
+        spec = load_spec(
+            write_study(tmp_path / folder, small_study("repro", training={"epochs": 1}))
+        )
+        run_study(spec, n_trials=1)
+        client = MlflowClient(spec.tracking)
+        exp = client.get_experiment_by_name("repro").experiment_id
+        (run,) = client.search_runs([exp], "tags.`mtl.kind` = 'trial'")
+        metrics.append({k: v for k, v in run.data.metrics.items() if not k.startswith("time/")})
+    assert metrics[0] == metrics[1]

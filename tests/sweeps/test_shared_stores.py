@@ -1,0 +1,141 @@
+"""The shared set-up: Optuna storage and MLflow tracking on PostgreSQL, through a real MLflow
+server process; and `sweeps ui` serving a study's embedded store on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.helpers import free_port, small_study, sweeps, write_study
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, limit: float = 90) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"server exited with {proc.returncode}: {proc.stdout.read()[-2000:]}"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"{url} not healthy after {limit} s")
+
+
+def start_mlflow_server(backend: str, artifacts: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            backend,
+            "--artifacts-destination",
+            artifacts.as_uri(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(f"{url}/health", proc)
+    except AssertionError:
+        proc.kill()
+        raise
+    return proc, url
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.mark.postgres
+def test_study_on_postgres_through_mlflow_server(tmp_path, postgres_db):
+    optuna_url, mlflow_backend = postgres_db(), postgres_db()
+    server, url = start_mlflow_server(mlflow_backend, tmp_path / "artifacts")
+    try:
+        study = small_study(
+            "shared",
+            tracking_uri=url,
+            storage=optuna_url,
+            training={"epochs": 1},
+            search={
+                "n_trials": 2,
+                "sampler": "random",
+                "pruner": "none",
+                "space": {"tasks": {"subsets": {"min_size": 2}}},
+            },
+        )
+        write_study(tmp_path, study)
+        result = sweeps("run", "study.yaml", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        trials = optuna.load_study(study_name="shared", storage=optuna_url).trials
+        assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
+        client = MlflowClient(url)
+        exp = client.get_experiment_by_name("shared").experiment_id
+        runs = client.search_runs([exp], "tags.`mtl.kind` = 'trial'")
+        assert sorted(r.data.tags["mtl.trial_number"] for r in runs) == ["0", "1"]
+        for run in runs:
+            tasks = run.data.tags["mtl.tasks"].split(",")
+            assert {f"delta/{t}" for t in tasks} <= set(run.data.metrics)
+            assert "delta_m" in run.data.metrics
+        (parent,) = client.search_runs([exp], "tags.`mtl.kind` = 'study'")
+        assert "dashboard.html" in [a.path for a in client.list_artifacts(parent.info.run_id)]
+        # the same records are in PostgreSQL itself, not in a local file
+        assert not (tmp_path / ".sweeps" / "mlflow.db").exists()
+        assert not (tmp_path / ".sweeps" / "optuna.db").exists()
+        import psycopg
+
+        with psycopg.connect(mlflow_backend) as conn:
+            (count,) = conn.execute("select count(*) from runs").fetchone()
+        assert count >= 1 + 2  # the study run and two trials, plus baselines
+    finally:
+        stop(server)
+
+
+def test_ui_serves_the_embedded_store_on_localhost(tmp_path):
+    write_study(tmp_path, small_study("uitest", training={"epochs": 1}))
+    assert sweeps("run", "study.yaml", "--trials", "1", cwd=tmp_path).returncode == 0
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweeps", "ui", "study.yaml", "--port", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/health", proc)
+        query = (
+            f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=uitest"
+        )
+        with urllib.request.urlopen(query, timeout=10) as response:
+            assert b'"uitest"' in response.read()
+    finally:
+        stop(proc)
