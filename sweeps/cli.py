@@ -125,20 +125,33 @@ def _run(spec, path: Path, trials, workers: int, timeout, quiet: bool, worker: b
 
     helpers = []
     if workers > 1:
+        from sweeps.runner import open_study, open_tracker, study_params
+
+        open_study(spec)  # the study and its parent run exist before the helpers join
+        open_tracker(spec).study_run(spec.name, study_params(spec))
         threads = max(1, (os.cpu_count() or 1) // workers)
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
         command = [sys.executable, "-m", "sweeps", "worker", str(path), "--quiet"]
         command += ["--trials", str(trials)] if trials else []
         command += ["--timeout", str(timeout)] if timeout else []
-        helpers = [subprocess.Popen(command, env=env) for _ in range(workers - 1)]
+        helpers = [
+            subprocess.Popen(command, env={**env, "MTL_WORKER_INDEX": str(i)})
+            for i in range(1, workers)
+        ]
         import torch
 
         torch.set_num_threads(threads)
-    try:
-        summary = run_study(spec, trials, timeout, reporter_for(quiet), worker=worker)
-    finally:
+
+    def wait_for_helpers() -> None:
         for proc in helpers:
             proc.wait()
+
+    try:
+        summary = run_study(
+            spec, trials, timeout, reporter_for(quiet), worker=worker, wait_for=wait_for_helpers
+        )
+    finally:
+        wait_for_helpers()
     if worker:
         _err(f"worker done: the study has {summary.finished} finished trials")
         return 0

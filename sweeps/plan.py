@@ -12,7 +12,7 @@ from sweeps.study_data import StudyData
 
 
 def print_plan(spec: StudySpec, data: StudyData, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or _console()
     console.print(f"[bold]study {spec.name}[/bold]: valid ({spec.source})")
     tasks = Table("task", "type", "metric", "classes", "train", "valid", "test", title="tasks")
     for name in spec.task_names:
@@ -65,10 +65,16 @@ def _describe_entry(spec: StudySpec, entry) -> str:
     return str(entry)
 
 
+def _console() -> Console:
+    import sys
+
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
 def print_status(spec: StudySpec, console: Console | None = None) -> None:
     import optuna
 
-    console = console or Console()
+    console = console or _console()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if spec.storage is None and not (spec.workdir_path / "optuna.db").exists():
         console.print(f"study {spec.name}: no trials yet (run `sweeps run {spec.source}`)")

@@ -3,7 +3,11 @@ and tells trials until the study holds enough finished ones."""
 
 from __future__ import annotations
 
+import os
+import socket
 import time
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,12 +38,24 @@ class RunSummary:
     stopped_by_timeout: bool = False
 
 
-def make_sampler(spec: StudySpec, offset: int) -> optuna.samplers.BaseSampler:
-    # A resumed study must not replay the first trials' draws: the seed moves with the trials.
-    seed = spec.seed + offset
+def make_sampler(spec: StudySpec, offset: int, worker: bool = False) -> optuna.samplers.BaseSampler:
+    # A resumed study must not replay the first trials' draws, nor a worker another's: the seed
+    # moves with the trials already there and with the worker.
+    seed = (spec.seed + offset + 100_003 * worker_index(worker)) % 2**32
     if spec.search.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed)
+
+
+def worker_index(worker: bool = False) -> int:
+    """0 for the process that runs the study; `--workers` numbers its helpers 1, 2, ...
+    (``MTL_WORKER_INDEX``); any other worker takes a number from its host name and process id,
+    so replicas in containers (all process 1) still draw differently."""
+    if "MTL_WORKER_INDEX" in os.environ:
+        return int(os.environ["MTL_WORKER_INDEX"])
+    if not worker:
+        return 0
+    return 1 + zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 1_000_000
 
 
 def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
@@ -48,7 +64,7 @@ def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
     return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)
 
 
-def open_study(spec: StudySpec) -> optuna.Study:
+def open_study(spec: StudySpec, worker: bool = False) -> optuna.Study:
     if spec.storage is None:
         spec.workdir_path.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -63,7 +79,7 @@ def open_study(spec: StudySpec) -> optuna.Study:
         storage=storage,
         load_if_exists=True,
         direction="maximize",
-        sampler=make_sampler(spec, offset),
+        sampler=make_sampler(spec, offset, worker),
         pruner=make_pruner(spec),
     )
 
@@ -105,17 +121,19 @@ def run_study(
     reporter: Reporter | None = None,
     dashboard_out: Path | None = None,
     worker: bool = False,
+    wait_for: Callable[[], None] | None = None,
 ) -> RunSummary:
     """Run trials until the study has ``n_trials`` finished ones (default ``search.n_trials``)
     or ``timeout`` seconds pass; then write the dashboard and log it on the study run. A
-    ``worker`` only runs trials: the process that started the study closes it."""
+    ``worker`` only runs trials: the process that started the study closes it, after
+    ``wait_for`` returns (its local helper workers are done)."""
     reporter = reporter or Reporter()
     target = n_trials or spec.search.n_trials
     timeout = timeout if timeout is not None else spec.search.timeout
     data = load_study_data(spec)
-    study = open_study(spec)
+    study = open_study(spec, worker)
     tracker = open_tracker(spec)
-    parent = tracker.study_run(spec.name, study_params(spec))
+    parent = tracker.study_run(spec.name, study_params(spec), reopen=not worker)
     study.set_user_attr("mlflow_parent_run_id", parent)
     ctx = TrialContext(
         spec, study, data, tracker, parent, Baselines(spec, data, tracker, parent), reporter
@@ -140,6 +158,8 @@ def run_study(
         raise
     finally:
         reporter.stop()
+        if wait_for is not None:
+            wait_for()
         summary.finished = count_finished(study)
         summary.best_number, summary.best_value = best_of(study)
         if not worker:

@@ -7,6 +7,7 @@ no data file; ``sweeps.study_data`` does that.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
@@ -203,6 +204,18 @@ class StudySpec(Strict):
 
     # set by load_spec: where the file lives (relative paths are relative to it)
     source: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("tracking_uri", "storage")
+    @classmethod
+    def _expand_environment(cls, value: str | None) -> str | None:
+        """``${VAR}`` in a store URI comes from the environment (keeps passwords out of files)."""
+        if value is None:
+            return None
+        expanded = os.path.expandvars(value)
+        unset = re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", expanded)
+        if unset:
+            raise ValueError(f"environment variable {unset[0]} is not set")
+        return expanded
 
     @field_validator("tasks", mode="before")
     @classmethod

@@ -46,12 +46,13 @@ class Tracker:
 
     # runs ---------------------------------------------------------------------------------
 
-    def study_run(self, name: str, params: Mapping[str, Any]) -> str:
-        """The study's parent run: found again by its tag, created on the first start."""
+    def study_run(self, name: str, params: Mapping[str, Any], reopen: bool = True) -> str:
+        """The study's parent run: found again by its tag, created on the first start, and
+        marked RUNNING again when ``reopen`` (a worker joining leaves its status alone)."""
         runs = self.search(f"tags.`mtl.kind` = 'study' and tags.`mtl.study` = '{_quote(name)}'")
         if runs:
             run = min(runs, key=lambda r: r.info.start_time)
-            if run.info.status != "RUNNING":
+            if reopen and run.info.status != "RUNNING":
                 self.client.update_run(run.info.run_id, status="RUNNING")
             return run.info.run_id
         run = self.client.create_run(

@@ -109,3 +109,30 @@ def test_same_seed_same_metrics(tmp_path):
         (run,) = client.search_runs([exp], "tags.`mtl.kind` = 'trial'")
         metrics.append({k: v for k, v in run.data.metrics.items() if not k.startswith("time/")})
     assert metrics[0] == metrics[1]
+
+
+def test_two_local_workers_share_one_study(tmp_path):
+    space = {"tasks": {"subsets": {"min_size": 2}}, "model.hidden_size": {"choices": [8, 16, 32]}}
+    study = small_study(
+        "pair",
+        training={"epochs": 1},
+        search={"n_trials": 4, "sampler": "random", "pruner": "none", "space": space},
+    )
+    write_study(tmp_path, study)
+    result = sweeps("run", "study.yaml", "--workers", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    trials = optuna.load_study(
+        study_name="pair", storage=f"sqlite:///{tmp_path / '.sweeps' / 'optuna.db'}"
+    ).trials
+    finished = [t for t in trials if t.state.is_finished()]
+    assert len(finished) >= 4 and len(finished) == len(trials)
+    client = MlflowClient(f"sqlite:///{tmp_path / '.sweeps' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("pair").experiment_id
+    runs = client.search_runs([exp], "tags.`mtl.kind` = 'trial'")
+    numbers = [int(r.data.tags["mtl.trial_number"]) for r in runs]
+    assert sorted(numbers) == sorted(t.number for t in trials), (
+        "a trial was run twice or not recorded"
+    )
+    assert not client.search_runs([exp], "attributes.status = 'RUNNING'")
+    # the two processes draw from differently seeded samplers
+    assert len({t.params["tasks"] + str(t.params["model.hidden_size"]) for t in trials}) > 1

@@ -1,0 +1,44 @@
+"""How fast the light commands answer: `sweeps --help` and `sweeps validate` against a plain
+`import torch, mlflow` (what they would cost if they loaded the heavy libraries).
+
+    python benchmarks/cli_startup.py [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDY = ROOT / "examples" / "sentiment" / "study.yaml"
+
+
+def seconds(command: list[str], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    py = sys.executable
+    help_s = seconds([py, "-m", "sweeps", "--help"], args.repeat)
+    validate_s = seconds([py, "-m", "sweeps", "validate", str(STUDY)], args.repeat)
+    heavy_s = seconds([py, "-c", "import torch, mlflow"], args.repeat)
+    print(f"sweeps --help                  {help_s:6.2f} s (median of {args.repeat})")
+    print(f"sweeps validate (sentiment)    {validate_s:6.2f} s")
+    print(f"python -c 'import torch,mlflow' {heavy_s:5.2f} s")
+    print(f"ratio --help / heavy imports   {help_s / heavy_s:6.2f}")
+
+
+if __name__ == "__main__":
+    main()
