@@ -30,8 +30,12 @@ def main() -> None:
     for task in study["tasks"].values():
         task["path"] = str(ROOT / "examples" / "sentiment" / task["path"])
     study["name"] = "overhead"
-    study["search"] = {"n_trials": args.trials, "sampler": "random", "pruner": "none",
-                       "space": {"training.schedule": {"choices": ["joint", "round_robin", "alternate"]}}}
+    study["search"] = {
+        "n_trials": args.trials,
+        "sampler": "random",
+        "pruner": "none",
+        "space": {"training.schedule": {"choices": ["joint", "round_robin", "alternate"]}},
+    }
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "study.yaml"
         path.write_text(yaml.safe_dump(study))
@@ -47,12 +51,18 @@ def main() -> None:
     train = [x["time/train_s"] for x in m]
     base = [x["time/baseline_s"] for x in m]
     over = [x["time/trial_s"] - x["time/train_s"] - x["time/baseline_s"] for x in m]
-    print(f"{len(runs)} trials, 3 tasks, 8 epochs; wall {wall:.1f} s for the whole run (dashboard included)")
-    print(f"baseline runs trained: {len(baselines)} (3 keys expected: the schedule is not in the key)")
+    print(
+        f"{len(runs)} trials, 3 tasks, 8 epochs; wall {wall:.1f} s for the whole run (dashboard included)"
+    )
+    print(
+        f"baseline runs trained: {len(baselines)} (3 keys expected: the schedule is not in the key)"
+    )
     print(f"train_s per trial      median {statistics.median(train):6.3f} s")
     print(f"baseline_s per trial   median {statistics.median(base):6.3f} s  (max {max(base):.3f})")
     print(f"platform overhead      median {statistics.median(over):6.3f} s  (max {max(over):.3f})")
-    print(f"overhead / train_s     median {statistics.median(o / t for o, t in zip(over, train, strict=True)):6.3f}")
+    print(
+        f"overhead / train_s     median {statistics.median(o / t for o, t in zip(over, train, strict=True)):6.3f}"
+    )
 
 
 if __name__ == "__main__":

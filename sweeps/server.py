@@ -8,6 +8,7 @@ about 2 GB otherwise).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -46,7 +47,36 @@ def serve_ui(spec: StudySpec, host: str, port: int) -> int:
         return 2
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     print(f"MLflow UI on http://{host}:{port} (Ctrl-C stops it)", flush=True)
+    # its own process group: mlflow server starts uvicorn as a child, and both must stop with us
+    server = subprocess.Popen(ui_command(spec, host, port), env=env, start_new_session=True)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        return subprocess.call(ui_command(spec, host, port), env=env)
+        return server.wait()
     except KeyboardInterrupt:
         return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        stop_group(server)
+
+
+def stop_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """Stop a process started with ``start_new_session`` and everything it started."""
+    if proc.poll() is None and os.getpgid(proc.pid) != proc.pid:
+        raise ValueError("stop_group needs a process started with start_new_session=True")
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+        try:  # the leader is gone; its children may not be
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt

@@ -4,6 +4,7 @@ server process; and `sweeps ui` serving a study's embedded store on 127.0.0.1.""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
+from sweeps.server import stop_group
 from tests.helpers import free_port, small_study, sweeps, write_study
 
 
@@ -57,6 +59,7 @@ def start_mlflow_server(backend: str, artifacts: Path) -> tuple[subprocess.Popen
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
+        start_new_session=True,  # mlflow server starts uvicorn: stop both as a group
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -68,11 +71,17 @@ def start_mlflow_server(backend: str, artifacts: Path) -> tuple[subprocess.Popen
 
 
 def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_group(proc)
+
+
+def port_closed(port: int, limit: float = 15) -> bool:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) != 0:
+                return True
+        time.sleep(0.3)
+    return False
 
 
 @pytest.mark.postgres
@@ -129,6 +138,7 @@ def test_ui_serves_the_embedded_store_on_localhost(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     )
     try:
         wait_healthy(f"http://127.0.0.1:{port}/health", proc)
@@ -137,5 +147,9 @@ def test_ui_serves_the_embedded_store_on_localhost(tmp_path):
         )
         with urllib.request.urlopen(query, timeout=10) as response:
             assert b'"uitest"' in response.read()
+        # stopping `sweeps ui` (SIGTERM to it alone) stops the server it started
+        proc.terminate()
+        proc.wait(timeout=30)
+        assert port_closed(port), "the MLflow server outlived `sweeps ui`"
     finally:
-        stop(proc)
+        stop_group(proc)

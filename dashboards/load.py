@@ -1,0 +1,71 @@
+"""What MLflow holds for a study, as pandas: one row per trial run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+TRIAL_FILTER = "tags.`mtl.kind` = 'trial'"
+
+
+@dataclass
+class StudyRecord:
+    name: str
+    found: bool  # the experiment exists
+    trials: pd.DataFrame
+    tasks: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> pd.DataFrame:
+        return self.trials[self.trials["state"] == "COMPLETE"]
+
+
+def load_study(tracking_uri: str, experiment_name: str) -> StudyRecord:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return StudyRecord(experiment_name, False, _frame([]))
+    runs, token = [], None
+    while True:
+        page = client.search_runs(
+            [experiment.experiment_id], TRIAL_FILTER, max_results=1000, page_token=token
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            break
+    rows = [_row(run) for run in runs]
+    tasks = sorted({t for row in rows for t in row["tasks"].split(",") if t})
+    return StudyRecord(experiment_name, True, _frame(rows), tasks)
+
+
+def load_trials(tracking_uri: str, experiment_name: str) -> pd.DataFrame:
+    return load_study(tracking_uri, experiment_name).trials
+
+
+def _row(run) -> dict:
+    tags, metrics, params = run.data.tags, run.data.metrics, run.data.params
+    row = {
+        "number": int(tags.get("mtl.trial_number", -1)),
+        "state": tags.get("mtl.state", run.info.status),
+        "tasks": tags.get("mtl.tasks", ""),
+        "run_id": run.info.run_id,
+        "delta_m": metrics.get("delta_m"),
+        "valid_delta_m": metrics.get("valid/delta_m")
+        if tags.get("mtl.state") == "COMPLETE"
+        else None,
+        "trial_s": metrics.get("time/trial_s"),
+        "error": tags.get("mtl.error", ""),
+    }
+    row.update({f"param:{k}": v for k, v in params.items()})
+    row.update({k: v for k, v in metrics.items() if k.startswith("delta/")})
+    return row
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    columns = ["number", "state", "tasks", "run_id", "delta_m", "valid_delta_m", "trial_s", "error"]
+    frame = pd.DataFrame(rows, columns=None if rows else columns)
+    return frame.sort_values("number", ignore_index=True) if rows else frame

@@ -1,0 +1,198 @@
+"""The study's comparison page: Plotly figures from MLflow's record, in one HTML file that
+opens offline (plotly.js is embedded once, never loaded from a CDN)."""
+
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboards.load import StudyRecord, load_study
+
+NEGATIVE, POSITIVE, NEUTRAL = "#d62728", "#2ca02c", "#444444"
+SHOWN_PARAMS = ("training.schedule", "training.weighting", "model.hidden_size", "training.lr")
+
+
+def build_dashboard(tracking_uri: str, experiment_name: str, out_path: str | Path) -> Path:
+    """Write the dashboard of one study to ``out_path`` (atomically) and return the path."""
+    record = load_study(tracking_uri, experiment_name)
+    page = render(record)
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".dashboard-", suffix=".html", dir=out.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(page)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; a dashboard is for reading
+    os.replace(tmp, out)
+    return out
+
+
+def render(record: StudyRecord) -> str:
+    from plotly.offline import get_plotlyjs
+
+    sections = [_header(record)]
+    complete = record.complete
+    if not record.found:
+        sections.append(
+            _note(f"No MLflow experiment named {record.name!r} yet: run `sweeps run` first.")
+        )
+    elif record.trials.empty:
+        sections.append(_note("No trials recorded yet."))
+    else:
+        if complete.empty:
+            sections.append(
+                _note("No completed trials yet: the pruned and failed ones are listed below.")
+            )
+        sections.append(_figure(fig_leaderboard(record)))
+        if not complete.empty:
+            sections.append(_figure(fig_task_deltas(record)))
+    body = "\n".join(sections)
+    title = html.escape(f"mtl-sweeps · {record.name}")
+    return (
+        "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
+        f"<title>{title}</title>\n<style>{_CSS}</style>\n"
+        f"<script type='text/javascript'>{get_plotlyjs()}</script>\n</head>\n"
+        f"<body>\n{body}\n</body>\n</html>\n"
+    )
+
+
+def fig_leaderboard(record: StudyRecord) -> go.Figure:
+    """Every trial, best Δm first; each Δ cell green when positive, red when negative."""
+    df = record.trials.copy()
+    df["_order"] = df["delta_m"].fillna(float("-inf"))
+    df = df.sort_values(["_order", "number"], ascending=[False, True])
+    params = [p for p in SHOWN_PARAMS if f"param:{p}" in df]
+    delta_cols = [f"delta/{t}" for t in record.tasks if f"delta/{t}" in df]
+    header = ["trial", "state", "tasks", *[p.split(".")[-1] for p in params], "Δm %", "valid Δm %"]
+    header += [f"Δ {c.split('/', 1)[1]} %" for c in delta_cols]
+    values = [df["number"].astype(str), df["state"], df["tasks"]]
+    values += [df[f"param:{p}"].fillna("").map(_short) for p in params]
+    numeric = [df["delta_m"], df["valid_delta_m"], *[df[c] for c in delta_cols]]
+    values += [col.map(_pct) for col in numeric]
+    neutral = [[NEUTRAL] * len(df)] * (3 + len(params))
+    colours = neutral + [col.map(_colour).tolist() for col in numeric]
+    figure = go.Figure(
+        go.Table(
+            header={
+                "values": header,
+                "fill_color": "#eeeeee",
+                "align": "left",
+                "font": {"size": 12},
+            },
+            cells={
+                "values": values,
+                "align": "left",
+                "font": {"color": colours, "size": 12},
+                "height": 24,
+            },
+        )
+    )
+    figure.update_layout(
+        title="Trials, best Δm first (Δ per task against its single-task baseline; red = negative transfer)",
+        height=min(900, 140 + 26 * len(df)),
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+    )
+    return figure
+
+
+def fig_task_deltas(record: StudyRecord) -> go.Figure:
+    """Each task's Δ per completed trial; negative bars (negative transfer) in red."""
+    df = record.complete.sort_values("number")
+    figure = go.Figure()
+    for index, task in enumerate(record.tasks):
+        column = f"delta/{task}"
+        if column not in df:
+            continue
+        rows = df[df[column].notna()]
+        # two traces in one slot (offsetgroup): gains in the task's colour, losses in red
+        for gains, colour in ((True, _TASK_COLOURS[index % len(_TASK_COLOURS)]), (False, NEGATIVE)):
+            part = rows[(rows[column] >= 0) == gains]
+            figure.add_bar(
+                name=task,
+                x=[f"trial {n}" for n in part["number"]],
+                y=part[column],
+                marker={"color": colour, "line": {"color": "#333333", "width": 0.5}},
+                offsetgroup=task,
+                legendgroup=task,
+                showlegend=gains,
+                hovertemplate=f"{task}<br>%{{x}}<br>Δ %{{y:+.2f}}%<extra></extra>",
+            )
+    order = [f"trial {n}" for n in df["number"]]
+    figure.update_xaxes(type="category", categoryorder="array", categoryarray=order)
+    figure.add_hline(y=0, line={"color": "#333333", "width": 1})
+    figure.update_layout(
+        title="Δ per task and trial, in % of the single-task baseline (negative = negative transfer, in red)",
+        barmode="group",
+        yaxis_title="Δ %",
+        height=450,
+        margin={"l": 50, "r": 10, "t": 50, "b": 40},
+    )
+    return figure
+
+
+def _header(record: StudyRecord) -> str:
+    name = html.escape(record.name)
+    if record.trials.empty:
+        return f"<h1>Study {name}</h1>"
+    counts = record.trials["state"].value_counts()
+    states = ", ".join(f"{n} {html.escape(str(s)).lower()}" for s, n in counts.items())
+    complete = record.complete.dropna(subset=["delta_m"])
+    if complete.empty:
+        best = "no completed trial yet"
+    else:
+        top = complete.loc[complete["delta_m"].idxmax()]
+        best = f"best trial {int(top['number'])}: Δm {top['delta_m']:+.2f}% on {html.escape(top['tasks'])}"
+    negative = sum(
+        int((record.complete[c] < 0).sum()) for c in record.complete if c.startswith("delta/")
+    )
+    return (
+        f"<h1>Study {name}</h1>\n<p>{len(record.trials)} trials ({states}); {best}; "
+        f"{negative} task result(s) with negative transfer.</p>"
+    )
+
+
+def _figure(figure: go.Figure) -> str:
+    return "<section>" + figure.to_html(full_html=False, include_plotlyjs=False) + "</section>"
+
+
+def _note(text: str) -> str:
+    return f"<p class='note'>{html.escape(text)}</p>"
+
+
+def _pct(value) -> str:
+    return "" if value is None or pd.isna(value) else f"{value:+.2f}"
+
+
+def _colour(value) -> str:
+    if value is None or pd.isna(value):
+        return NEUTRAL
+    return NEGATIVE if value < 0 else POSITIVE
+
+
+def _short(value) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return f"{number:.3g}" if not number.is_integer() else str(int(number))
+
+
+_TASK_COLOURS = [
+    "#1f77b4",
+    "#9467bd",
+    "#17becf",
+    "#8c564b",
+    "#e377c2",
+    "#bcbd22",
+    "#7f7f7f",
+    "#ff7f0e",
+]
+_CSS = (
+    "body{font-family:system-ui,sans-serif;margin:24px;color:#222}"
+    "h1{font-size:22px;margin:0 0 6px}section{margin:18px 0}"
+    ".note{background:#fff8e1;border-left:4px solid #f0b400;padding:8px 12px}"
+)

@@ -1,0 +1,118 @@
+"""The dashboard, built from a real MLflow SQLite store that holds runs named as the contract
+says: leaderboard, Δ per task with negative transfer marked, offline HTML, empty studies."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from plotly.offline import get_plotlyjs
+
+from dashboards import build_dashboard, load_trials
+from dashboards.page import NEGATIVE
+
+TRIALS = [  # number, state, tasks, delta per task
+    (0, "COMPLETE", "imdb,yelp", {"imdb": 2.5, "yelp": 1.5}),
+    (1, "COMPLETE", "amazon,imdb", {"amazon": -4.25, "imdb": 3.0}),
+    (2, "PRUNED", "amazon,yelp", {}),
+    (3, "COMPLETE", "amazon,imdb,yelp", {"amazon": 0.5, "imdb": -1.0, "yelp": 6.0}),
+]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dash")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("dash", artifact_location=(folder / "artifacts").as_uri())
+    client.create_experiment("empty", artifact_location=(folder / "artifacts2").as_uri())
+    parent = client.create_run(exp, tags={"mtl.kind": "study"}).info.run_id
+    now = int(time.time() * 1000)
+    for number, state, tasks, deltas in TRIALS:
+        tags = {
+            "mtl.kind": "trial",
+            "mtl.trial_number": str(number),
+            "mtl.tasks": tasks,
+            "mtl.state": state,
+            "mlflow.parentRunId": parent,
+        }
+        if state == "PRUNED":
+            tags["mtl.error"] = "pruned at epoch 2"
+        run = client.create_run(exp, tags=tags).info.run_id
+        params = [
+            Param("tasks", tasks),
+            Param("training.schedule", "joint"),
+            Param("model.hidden_size", "64"),
+        ]
+        metrics = [Metric(f"delta/{t}", d, now, 0) for t, d in deltas.items()]
+        if deltas:
+            metrics += [
+                Metric("delta_m", sum(deltas.values()) / len(deltas), now, 0),
+                Metric("valid/delta_m", 1.0 + number, now, 2),
+            ]
+        client.log_batch(run, metrics=metrics, params=params, tags=[RunTag("x", "y")])
+        client.set_terminated(run, "FINISHED" if state == "COMPLETE" else "KILLED")
+    base = client.create_run(
+        exp, tags={"mtl.kind": "baseline", "mtl.task": "imdb", "mtl.baseline_key": "k"}
+    )
+    client.set_terminated(base.info.run_id)
+    return folder, uri
+
+
+def test_load_trials_reads_the_contract_names(store):
+    _, uri = store
+    df = load_trials(uri, "dash")
+    assert list(df["number"]) == [0, 1, 2, 3]  # baselines and the study run are not trials
+    assert list(df["state"]) == ["COMPLETE", "COMPLETE", "PRUNED", "COMPLETE"]
+    assert df.loc[1, "delta/amazon"] == -4.25
+    assert df.loc[3, "delta_m"] == pytest.approx((0.5 - 1.0 + 6.0) / 3)
+    assert df.loc[2, "error"] == "pruned at epoch 2"
+    assert df.loc[0, "param:training.schedule"] == "joint"
+
+
+def test_page_is_offline_and_complete(store):
+    folder, uri = store
+    path = build_dashboard(uri, "dash", folder / "out" / "dashboard.html")
+    text = path.read_text()
+    assert "<title>mtl-sweeps · dash</title>" in text
+    # nothing is loaded from elsewhere: no script src, and plotly.js itself is inside (its only
+    # mention of the CDN is the library's own default for geo map data, which no figure uses)
+    assert not re.search(r"<script[^>]+src=", text)
+    assert get_plotlyjs() in text
+    assert text.count("cdn.plot.ly") == get_plotlyjs().count("cdn.plot.ly")
+    assert len(text) > 1_000_000
+    assert text.count('class="plotly-graph-div"') == 2  # leaderboard and Δ per task
+    for task in ("imdb", "yelp", "amazon"):
+        assert task in text
+    assert "4 trials (3 complete, 1 pruned)" in text
+    assert "best trial 0: Δm +2.00%" in text
+    assert "2 task result(s) with negative transfer" in text
+    # the negative Δ is shown and coloured red in the leaderboard
+    assert "-4.25" in text and NEGATIVE in text
+
+
+def test_negative_bars_are_red(store):
+    from dashboards.load import load_study
+    from dashboards.page import fig_task_deltas
+
+    fig = fig_task_deltas(load_study(store[1], "dash"))
+    colour_of = {}  # (task, trial) -> bar colour
+    for trace in fig.data:
+        for x in trace.x:
+            colour_of[(trace.name, x)] = trace.marker.color
+    assert colour_of[("amazon", "trial 1")] == NEGATIVE  # Δ -4.25
+    assert colour_of[("imdb", "trial 3")] == NEGATIVE  # Δ -1.0
+    assert colour_of[("amazon", "trial 3")] != NEGATIVE  # Δ +0.5
+    legend = {t.name: t.marker.color for t in fig.data if t.showlegend}
+    assert sorted(legend) == ["amazon", "imdb", "yelp"] and NEGATIVE not in legend.values()
+
+
+def test_empty_and_missing_studies_say_what_is_missing(store):
+    folder, uri = store
+    empty = build_dashboard(uri, "empty", folder / "empty.html").read_text()
+    assert "No trials recorded yet" in empty
+    missing = build_dashboard(uri, "nope", folder / "missing.html").read_text()
+    assert "No MLflow experiment named" in missing and "sweeps run" in missing
