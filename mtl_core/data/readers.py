@@ -44,7 +44,6 @@ def read_table(
                 path,
                 sep="," if fmt == "csv" else "\t",
                 header=0 if header else None,
-                names=columns if not header else None,
                 quoting=csv.QUOTE_MINIMAL if fmt == "csv" else csv.QUOTE_NONE,
                 skip_blank_lines=True,
             )
@@ -58,10 +57,12 @@ def read_table(
         raise
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise DataError(f"{path}: cannot be read as {fmt}: {_first_line(exc)}") from exc
-    if columns is not None and not header and len(frame.columns) != len(columns):
-        raise DataError(
-            f"{path}: has {len(frame.columns)} columns but `columns` names {len(columns)}"
-        )
+    if columns is not None and not header:
+        if len(frame.columns) != len(columns):
+            raise DataError(
+                f"{path}: has {len(frame.columns)} columns but `columns` names {len(columns)}"
+            )
+        frame.columns = list(columns)
     frame.columns = [str(c) for c in frame.columns]
     return frame
 

@@ -1,0 +1,152 @@
+"""Readers, labels, splits and the shared feature space, on the real review sentences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mtl_core.data.features import TextFeatures, densify, fit_feature_space
+from mtl_core.data.labels import apply_label_map, encode_targets, label_classes
+from mtl_core.data.prepare import TaskFrame, prepare_tasks
+from mtl_core.data.readers import DataError, read_table
+from mtl_core.data.splits import split_frame
+from mtl_core.tasks import TaskType
+from tests.helpers import SENTIMENT
+
+FILES = ["imdb_labelled.txt", "yelp_labelled.txt", "amazon_cells_labelled.txt"]
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_every_sentiment_file_loads_all_rows(name):
+    frame = read_table(SENTIMENT / name, header=False, columns=["text", "label"])
+    assert len(frame) == 1000
+    assert frame["label"].value_counts().to_dict() == {0: 500, 1: 500}
+    assert not frame["text"].str.contains("\t").any()
+
+
+def test_formats_round_trip(tmp_path):
+    frame = pd.DataFrame({"text": ['a, "quoted" one', "plain"], "label": [1, 0]})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    frame.to_parquet(tmp_path / "t.parquet")
+    frame.to_json(tmp_path / "t.jsonl", orient="records", lines=True)
+    for name in ("t.csv", "t.parquet", "t.jsonl"):
+        back = read_table(tmp_path / name)
+        assert back["text"].tolist() == frame["text"].tolist(), name
+    (tmp_path / "t.tsv").write_text('text\tlabel\nsays "hi\t1\n')
+    assert read_table(tmp_path / "t.tsv")["text"].tolist() == ['says "hi']
+
+
+def test_reader_errors_name_the_file(tmp_path):
+    with pytest.raises(DataError, match="t.xlsx.*unknown format"):
+        read_table(tmp_path / "t.xlsx")
+    with pytest.raises(DataError, match="absent.csv: no such file"):
+        read_table(tmp_path / "absent.csv")
+    (tmp_path / "two.txt").write_text("a\t1\n")
+    with pytest.raises(DataError, match="has 2 columns but `columns` names 3"):
+        read_table(tmp_path / "two.txt", header=False, columns=["x", "y", "z"])
+
+
+def test_labels():
+    stars = pd.Series([1, 2, 3, 4, 5])
+    mapped = apply_label_map(stars, {1: "neg", 2: "neg", 3: "neu", 4: "pos", 5: "pos"})
+    assert label_classes(TaskType.multiclass, mapped) == ("neg", "neu", "pos")
+    with pytest.raises(DataError, match="does not name the raw label"):
+        apply_label_map(stars, {1: "neg"})
+    with pytest.raises(DataError, match="exactly 2 distinct labels, found 3"):
+        label_classes(TaskType.binary, pd.Series([0, 1, 2]))
+    assert encode_targets(TaskType.binary, pd.Series(["yes", "no"]), ("no", "yes")).tolist() == [
+        1.0,
+        0.0,
+    ]
+    with pytest.raises(DataError, match="numeric"):
+        encode_targets(TaskType.regression, pd.Series(["1.5", "abc"]), ())
+
+
+def test_splits_are_sized_stratified_and_seeded():
+    frame = pd.DataFrame({"x": range(200), "y": [0] * 150 + [1] * 50})
+    parts = split_frame(frame, 0.15, 0.15, seed=0, stratify=frame["y"])
+    assert [len(parts[s]) for s in ("train", "valid", "test")] == [140, 30, 30]
+    for part in parts.values():
+        assert abs(part["y"].mean() - 0.25) <= 1 / len(part) + 1e-9
+    again = split_frame(frame, 0.15, 0.15, seed=0, stratify=frame["y"])
+    other = split_frame(frame, 0.15, 0.15, seed=1, stratify=frame["y"])
+    assert parts["test"]["x"].tolist() == again["test"]["x"].tolist()
+    assert parts["test"]["x"].tolist() != other["test"]["x"].tolist()
+    assert set().union(*(set(p["x"]) for p in parts.values())) == set(range(200))
+    with pytest.raises(DataError, match="too few"):
+        split_frame(frame.head(2), 0.4, 0.4, seed=0)
+
+
+def _texts(*rows_per_task):
+    return {f"t{i}": pd.DataFrame({"text": rows}) for i, rows in enumerate(rows_per_task)}
+
+
+def test_vocabularies_union_intersection_per_task():
+    frames = _texts(["good movie", "bad movie"], ["good food", "bad service"])
+    inputs = {"t0": ["text"], "t1": ["text"]}
+    union = fit_feature_space(frames, inputs, {"text": TextFeatures(vocabulary="union")})
+    assert union.blocks[0].words == ("bad", "food", "good", "movie", "service")
+    inter = fit_feature_space(frames, inputs, {"text": TextFeatures(vocabulary="intersection")})
+    assert inter.blocks[0].words == ("bad", "good")
+    per = fit_feature_space(frames, inputs, {"text": TextFeatures(vocabulary="per_task")})
+    assert [b.words for b in per.blocks] == [
+        ("bad", "good", "movie"),
+        ("bad", "food", "good", "service"),
+    ]
+    x0 = per.transform("t0", frames["t0"]).toarray()
+    assert x0.shape == (2, 7) and x0[:, 3:].sum() == 0  # nothing outside its own block
+    assert union.fingerprint() != inter.fingerprint()
+
+
+def test_max_features_keeps_the_most_frequent_words_and_tfidf_weights():
+    frames = _texts(["good good movie", "good plot"], ["good food", "good movie"])
+    inputs = {"t0": ["text"], "t1": ["text"]}
+    space = fit_feature_space(
+        frames, inputs, {"text": TextFeatures(max_features=2, vocabulary="union")}
+    )
+    assert space.blocks[0].words == ("good", "movie")  # the two most frequent, sorted
+    tfidf = fit_feature_space(frames, inputs, {"text": TextFeatures(kind="tfidf")})
+    row = tfidf.transform("t0", pd.DataFrame({"text": ["good movie"]})).toarray()[0]
+    assert 0 < row.max() <= 1.0 and np.isclose(np.linalg.norm(row), 1.0)
+
+
+def test_vocabulary_comes_from_training_rows_only():
+    tasks, space = prepare_tasks(
+        {
+            "a": TaskFrame(
+                splits={
+                    "train": pd.DataFrame({"text": ["alpha beta", "beta"], "y": [1, 0]}),
+                    "valid": pd.DataFrame({"text": ["gamma"], "y": [1]}),
+                    "test": pd.DataFrame({"text": ["delta beta"], "y": [0]}),
+                },
+                inputs="text",
+                target="y",
+                type="binary",
+            )
+        }
+    )
+    assert space.blocks[0].words == ("alpha", "beta")
+    assert tasks["a"].x["test"].toarray().tolist() == [[0.0, 1.0]]
+
+
+def test_numeric_columns_are_standardised_on_training_rows():
+    frames = {"t": pd.DataFrame({"v": [1.0, 3.0]})}
+    space = fit_feature_space(frames, {"t": ["v"]})
+    out = space.transform("t", pd.DataFrame({"v": [2.0, 5.0]})).toarray().ravel()
+    assert out.tolist() == pytest.approx([0.0, 3.0])
+
+
+def test_densify_makes_whole_batches():
+    frames = _texts(["good movie", "bad movie", "fine"])
+    space = fit_feature_space(frames, {"t0": ["text"]})
+    matrix = space.transform("t0", frames["t0"])
+    batch = densify(matrix, np.array([2, 0]))
+    assert batch.dtype == np.float32 and batch.shape == (2, space.width)
+    assert batch.tolist() == matrix[[2, 0]].toarray().tolist()
+
+
+def test_prepare_tasks_names_the_missing_column():
+    frame = pd.DataFrame({"text": ["a b"] * 20, "label": [0, 1] * 10})
+    with pytest.raises(DataError, match="task 'a'.*no column 'stars'"):
+        prepare_tasks({"a": TaskFrame(frame=frame, inputs="text", target="stars", type="binary")})

@@ -1,0 +1,61 @@
+"""The hard-sharing network and the Δ measures of transfer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from mtl_core.models import build_model
+from mtl_core.tasks import TaskSpec, TaskType
+from mtl_core.transfer import delta, delta_m, deltas
+
+SPECS = [
+    TaskSpec("pos", TaskType.binary, "f1", ("no", "yes")),
+    TaskSpec("topic", TaskType.multiclass, "accuracy", ("a", "b", "c")),
+    TaskSpec("price", TaskType.regression, "rmse"),
+]
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "relu", "tanh", "gelu"])
+def test_hard_sharing_has_one_trunk_and_a_head_per_task(activation):
+    model = build_model(
+        "hard_sharing", 20, SPECS, hidden_size=16, depth=3, activation=activation, dropout=0.2
+    )
+    linears = [m for m in model.trunk if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(20, 16), (16, 16), (16, 16)]
+    assert sum(isinstance(m, nn.Dropout) for m in model.trunk) == 3
+    x = torch.randn(5, 20)
+    assert model(x, "pos").shape == (5, 1)
+    assert model(x, "topic").shape == (5, 3)
+    assert model(x, "price").shape == (5, 1)
+    shared = {id(p) for p in model.shared_parameters()}
+    head = {id(p) for p in model.task_parameters("topic")}
+    assert shared and head and not shared & head
+    assert shared | head | {id(p) for t in ("pos", "price") for p in model.task_parameters(t)} == {
+        id(p) for p in model.parameters()
+    }
+
+
+def test_bad_model_settings_name_the_choices():
+    with pytest.raises(ValueError, match="activation 'swish'.*sigmoid, relu, tanh, gelu"):
+        build_model("hard_sharing", 4, SPECS, 8, 1, "swish", 0.0)
+    with pytest.raises(ValueError, match="architecture 'cross_stitch'.*hard_sharing"):
+        build_model("cross_stitch", 4, SPECS, 8, 1, "relu", 0.0)
+    with pytest.raises(ValueError, match="at least 1"):
+        build_model("hard_sharing", 4, SPECS, 8, 0, "relu", 0.0)
+
+
+def test_delta_is_positive_when_better_for_both_kinds_of_metric():
+    assert delta(0.88, 0.80, "accuracy") == pytest.approx(10.0)
+    assert delta(0.72, 0.80, "f1") == pytest.approx(-10.0)
+    assert delta(0.9, 1.0, "mse") == pytest.approx(10.0)  # lower error is positive transfer
+    assert delta(1.2, 1.0, "rmse") == pytest.approx(-20.0)
+    assert delta(0.1, 0.0, "f1") == pytest.approx(10.0)  # zero baseline: absolute points
+    assert delta(-0.5, -1.0, "r2") == pytest.approx(50.0)  # negative baseline: |B| keeps the sign
+
+
+def test_delta_m_averages_the_tasks():
+    per_task = deltas({"a": 0.9, "b": 2.0}, {"a": 0.8, "b": 1.6}, {"a": "accuracy", "b": "mae"})
+    assert per_task == pytest.approx({"a": 12.5, "b": -25.0})
+    assert delta_m(per_task) == pytest.approx(-6.25)
