@@ -124,8 +124,67 @@ def check_space(spec: StudySpec) -> list[tuple[tuple, str]]:
             )
             if message:
                 problems.append((loc, f"{where}: value {value!r} is not allowed: {message}"))
+    if not problems and spec.search.sampler == "grid":
+        problems += _check_grid(spec)
     if not problems:
         problems += _check_combinations(spec)
+    return problems
+
+
+GRID_LIMIT = 100_000
+
+
+def grid_values(spec: StudySpec) -> dict[str, list[Any]]:
+    """Every value each searched parameter takes on the grid (``search.sampler: grid``)."""
+    out: dict[str, list[Any]] = {}
+    for key, entry in spec.search.space.items():
+        if key == "tasks":
+            out[key] = [",".join(c) for c in task_subsets(spec)]
+        elif isinstance(entry, ChoicesParam):
+            out[key] = list(entry.choices)
+        else:
+            section, _, name = key.partition(".")
+            integer = _field_kind(SECTIONS[section], name) == "int"
+            step = entry.step or (1 if integer else None)
+            if step is None:
+                raise ValueError(key)
+            count = int(round((entry.high - entry.low) / step)) + 1
+            values = [entry.low + i * step for i in range(count) if entry.low + i * step <= entry.high + 1e-12]
+            out[key] = [int(round(v)) for v in values] if integer else [round(v, 12) for v in values]
+    return out
+
+
+def grid_size(spec: StudySpec) -> int:
+    size = 1
+    for values in grid_values(spec).values():
+        size *= len(values)
+    return size
+
+
+def _check_grid(spec: StudySpec) -> list[tuple[tuple, str]]:
+    problems = []
+    for key, entry in spec.search.space.items():
+        section, _, name = key.partition(".")
+        if (
+            isinstance(entry, RangeParam)
+            and entry.step is None
+            and _field_kind(SECTIONS[section], name) != "int"
+        ):
+            problems.append(
+                (
+                    ("search", "space", key),
+                    f"search.space.{key}: the grid sampler needs a finite set of values; give "
+                    "`step` or `choices`",
+                )
+            )
+    if not problems and grid_size(spec) > GRID_LIMIT:
+        problems.append(
+            (
+                ("search", "sampler"),
+                f"search.sampler: the grid has {grid_size(spec):,} points (more than "
+                f"{GRID_LIMIT:,}); use fewer values or another sampler",
+            )
+        )
     return problems
 
 

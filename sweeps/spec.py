@@ -44,10 +44,6 @@ PLANNED = {
         "upgrad",
         "nash_mtl",
     ),
-    "search.sampler": ("grid", "cmaes", "nsga2", "gp"),
-    "search.pruner": ("hyperband",),
-    "search.objective": ("per_task",),
-    "baselines.mode": ("tuned",),
 }
 
 
@@ -137,13 +133,13 @@ class TrainingConfig(Strict):
     schedule: Literal["joint", "round_robin", "alternate"] = "round_robin"
     weighting: Literal["equal", "static", "inverse_size"] = "equal"
     weights: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
-    seeds: Annotated[int, Field(ge=1, le=1)] = 1
+    seeds: Annotated[int, Field(ge=1, le=100)] = 1
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
 class BaselinesConfig(Strict):
-    mode: Literal["matched"] = "matched"
-    trials: Annotated[int, Field(ge=1)] = 10
+    mode: Literal["matched", "tuned"] = "matched"
+    trials: Annotated[int, Field(ge=1, le=10000)] = 10
 
 
 class RangeParam(Strict):
@@ -183,10 +179,23 @@ class SubsetsParam(Strict):
 class SearchConfig(Strict):
     n_trials: Annotated[int, Field(ge=1)] = 20
     timeout: Annotated[float, Field(gt=0)] | None = None
-    sampler: Literal["tpe", "random"] = "tpe"
-    pruner: Literal["none", "median"] = "median"
-    objective: Literal["delta_m"] = "delta_m"
+    sampler: Literal["tpe", "random", "grid", "cmaes", "nsga2", "gp"] = "tpe"
+    pruner: Literal["none", "median", "hyperband"] = "median"
+    objective: Literal["delta_m", "per_task"] = "delta_m"
     space: dict[str, RangeParam | ChoicesParam | SubsetsParam] = Field(default_factory=dict)
+    # a worker that sends no heartbeat for 2 x heartbeat_s seconds is taken for dead: its
+    # trial is failed, its MLflow runs are closed, and the trial is retried (at most retries)
+    heartbeat_s: Annotated[int, Field(ge=1, le=3600)] = 20
+    retries: Annotated[int, Field(ge=0, le=100)] = 2
+
+    @property
+    def multi_objective(self) -> bool:
+        return self.objective == "per_task"
+
+    @property
+    def effective_pruner(self) -> str:
+        """Optuna cannot prune multi-objective trials: per_task runs unpruned."""
+        return "none" if self.multi_objective else self.pruner
 
 
 class StudySpec(Strict):
@@ -308,6 +317,27 @@ def check_spec(spec: StudySpec) -> list[tuple[tuple, str]]:
                     f"features.{column}: no task reads a column {column!r} as input",
                 )
             )
+    search = spec.search
+    if search.multi_objective and "pruner" in search.model_fields_set and search.pruner != "none":
+        problems.append(
+            (
+                ("search", "pruner"),
+                f"search.pruner: {search.pruner!r} cannot be used with `objective: per_task`: "
+                "Optuna cannot prune multi-objective trials; set `pruner: none` (or leave it out)",
+            )
+        )
+    if search.multi_objective and "tasks" in search.space:
+        problems.append(
+            (
+                ("search", "objective"),
+                "search.objective: `per_task` needs the same tasks in every trial (one objective "
+                "per task); remove `tasks` from search.space or use `objective: delta_m`",
+            )
+        )
+    if search.multi_objective and len(spec.tasks) < 2:
+        problems.append(
+            (("search", "objective"), "search.objective: `per_task` needs at least two tasks")
+        )
     problems += check_space(spec)
     return problems
 
