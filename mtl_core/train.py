@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from mtl_core import tasks as task_types
-from mtl_core.data.features import densify
 from mtl_core.data.prepare import TaskData
 from mtl_core.models import build_model
+from mtl_core.models.sparse_input import sparse_batch
 from mtl_core.schedules import schedule_steps
 from mtl_core.weighting import build_weighting
 
@@ -133,7 +133,7 @@ def fit(
             losses = {}
             for name, rows in step:
                 task = by_name[name]
-                x = torch.from_numpy(densify(task.x["train"], rows)).to(device)
+                x = sparse_batch(task.x["train"], rows).to(device)
                 y = torch.from_numpy(task.y["train"][rows]).to(device)
                 losses[name] = task_types.loss(task.spec, model(x, name), y)
             total = weighting.combine(losses)
@@ -177,12 +177,7 @@ def evaluate(model: torch.nn.Module, tasks: Sequence[TaskData], split: str, devi
         for task in tasks:
             matrix, n = task.x[split], task.rows(split)
             logits = [
-                model(
-                    torch.from_numpy(densify(matrix, np.arange(i, min(n, i + EVAL_BATCH)))).to(
-                        device
-                    ),
-                    task.name,
-                )
+                model(sparse_batch(matrix[i : min(n, i + EVAL_BATCH)]).to(device), task.name)
                 for i in range(0, n, EVAL_BATCH)
             ]
             scores = task_types.predict(task.spec, torch.cat(logits))

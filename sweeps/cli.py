@@ -22,7 +22,9 @@ StudyPath = Annotated[Path, typer.Argument(help="the study file (study.yaml)", s
 
 
 def _err(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    from sweeps.masking import mask
+
+    print(mask(text), file=sys.stderr, flush=True)
 
 
 def _guard(body: Callable[[], int | None]) -> None:
@@ -154,6 +156,8 @@ def _run(spec, path: Path, trials, workers: int, timeout, quiet: bool, worker: b
         wait_for_helpers()
     if worker:
         _err(f"worker done: the study has {summary.finished} finished trials")
+        if summary.closed and summary.dashboard:
+            _err(f"the study is complete; dashboard: {summary.dashboard}")
         return 0
     _print_summary(spec, path, summary)
     return 0
@@ -166,9 +170,13 @@ def _print_summary(spec, path: Path, summary) -> None:
         else "no trial completed"
     )
     stop = " (stopped by the timeout)" if summary.stopped_by_timeout else ""
+    from sweeps.masking import mask
+
     print(f"study {spec.name}: {summary.finished} finished trials{stop}; {best}")
+    if summary.pareto:
+        print(f"  Pareto-optimal trials: {', '.join(str(n) for n in summary.pareto)}")
     print(f"  trials:    sweeps status {path}")
-    print(f"  MLflow UI: sweeps ui {path}   (tracking store {spec.tracking})")
+    print(f"  MLflow UI: sweeps ui {path}   (tracking store {mask(spec.tracking)})")
     if summary.dashboard:
         print(f"  dashboard: {summary.dashboard}")
 
@@ -224,6 +232,54 @@ def ui(
 
         spec, _ = _load(study, with_data=False)
         return serve_ui(spec, host, port)
+
+    _guard(body)
+
+
+@app.command()
+def baselines(
+    study: StudyPath,
+    show: Annotated[
+        bool, typer.Option("--show", help="only list what is recorded; train nothing")
+    ] = False,
+) -> None:
+    """Run (tuned mode: tune, then train per seed) or show the study's single-task baselines."""
+
+    def body() -> int:
+        from sweeps.baseline_report import run_or_show
+
+        spec, _ = _load(study, with_data=False)
+        return run_or_show(spec, show)
+
+    _guard(body)
+
+
+@app.command()
+def server(
+    backend_store_uri: Annotated[
+        str,
+        typer.Option(
+            help="where runs live: postgresql://USER:PASSWORD@HOST:PORT/DB (or sqlite:///FILE)"
+        ),
+    ],
+    artifacts_destination: Annotated[
+        str, typer.Option(help="folder (or s3://, gs://... URI) for artifacts")
+    ],
+    host: Annotated[
+        str, typer.Option(help="address to bind; 127.0.0.1 unless told otherwise")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 5000,
+    allowed_hosts: Annotated[
+        str | None,
+        typer.Option(help="Host headers to accept besides localhost (e.g. 'mlflow,mlflow:5000')"),
+    ] = None,
+) -> None:
+    """Start a shared MLflow tracking server (one worker, job runner off) for a team's studies."""
+
+    def body() -> int:
+        from sweeps.server import serve_tracking
+
+        return serve_tracking(backend_store_uri, artifacts_destination, host, port, allowed_hosts)
 
     _guard(body)
 

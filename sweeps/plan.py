@@ -6,7 +6,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sweeps.space import fixed_config, task_subsets, trial_problems
+from sweeps.masking import mask
+from sweeps.space import fixed_config, grid_size, task_subsets, trial_problems
 from sweeps.spec import ChoicesParam, RangeParam, StudySpec, SubsetsParam
 from sweeps.study_data import StudyData
 
@@ -41,16 +42,34 @@ def print_plan(spec: StudySpec, data: StudyData, console: Console | None = None)
     else:
         console.print("search space: empty (every trial trains the defaults)")
     combos = len(task_subsets(spec))
+    search = spec.search
+    pruner = search.effective_pruner
+    if search.multi_objective:
+        pruner += " (multi-objective trials cannot be pruned)"
+    trials = f"{search.n_trials} trials"
+    if search.sampler == "grid":
+        trials += f" (grid of {grid_size(spec)} points: at most that many)"
     console.print(
-        f"search: {spec.search.n_trials} trials, sampler {spec.search.sampler}, pruner {spec.search.pruner}, "
-        f"objective {spec.search.objective}; {combos} task combination(s)"
+        f"search: {trials}, sampler {search.sampler}, pruner {pruner}, "
+        f"objective {search.objective}; {combos} task combination(s)"
+    )
+    seeds = spec.training.seeds
+    baselines = (
+        f"tuned once per task ({spec.baselines.trials} trials each)"
+        if spec.baselines.mode == "tuned"
+        else "matched (each trial's own settings)"
+    )
+    console.print(
+        f"seeds: {seeds} per trial"
+        + (" (means, std, 95% interval)" if seeds > 1 else "")
+        + f"; baselines: {baselines}"
     )
     problems = trial_problems(fixed, spec)
     if problems:
         console.print(
             f"note: the defaults alone cannot train ({'; '.join(problems)}); such trials are pruned"
         )
-    console.print(f"stores: tracking {spec.tracking}; optuna {spec.optuna_storage}")
+    console.print(f"stores: tracking {mask(spec.tracking)}; optuna {mask(spec.optuna_storage)}")
 
 
 def _describe_entry(spec: StudySpec, entry) -> str:
@@ -84,41 +103,79 @@ def print_status(spec: StudySpec, console: Console | None = None) -> None:
     except KeyError:
         console.print(f"study {spec.name}: no trials yet (run `sweeps run {spec.source}`)")
         return
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    from sweeps.study_state import best_of, pareto_front
+
     searched = [k for k in spec.search.space if k != "tasks"]
+    front = set(pareto_front(study))
     table = Table(
         "trial",
         "state",
         "tasks",
         "valid Δm %",
         "test Δm %",
+        *(["Pareto"] if spec.search.multi_objective else []),
         *searched,
         "note",
         title=f"study {spec.name}",
     )
-    best = None
+    hidden = 0
     for t in study.trials:
-        value = f"{t.value:+.2f}" if t.value is not None else ""
+        if t.user_attrs.get("surplus"):
+            hidden += 1
+            continue
+        valid = t.user_attrs.get("valid_delta_m", t.value if len(study.directions) == 1 else None)
         delta_m = t.user_attrs.get("delta_m")
         tasks = t.params.get("tasks", ",".join(spec.task_names))
         shown = [_short(t.params.get(k, "")) for k in searched]
         note = t.user_attrs.get("reason", "")
+        retry_of = RetryHeartbeatStaleTrialCallback.retried_trial_number(t)
+        if t.state == optuna.trial.TrialState.FAIL and not note:
+            note = (
+                "worker died (no heartbeat); retried" if _was_retried(study, t) else "worker died"
+            )
+        if retry_of is not None:
+            note = f"retry of trial {retry_of}" + (f"; {note}" if note else "")
         table.add_row(
             str(t.number),
             t.state.name,
             tasks,
-            value,
+            f"{valid:+.2f}" if valid is not None else "",
             f"{delta_m:+.2f}" if delta_m is not None else "",
+            *(["yes" if t.number in front else ""] if spec.search.multi_objective else []),
             *shown,
             note,
         )
-        if t.state == optuna.trial.TrialState.COMPLETE and (best is None or t.value > best.value):
-            best = t
     console.print(table)
-    if best is None:
+    if hidden:
+        console.print(
+            f"({hidden} surplus trial(s) started by a worker after the target was met, not shown)"
+        )
+    if spec.search.multi_objective:
+        if front:
+            console.print(
+                "Pareto-optimal trials (no other trial is better on every task's validation Δ): "
+                + ", ".join(str(n) for n in sorted(front))
+            )
+        else:
+            console.print("Pareto front: no completed trial yet")
+    number, value = best_of(study)
+    if number is None:
         console.print("best: no completed trial yet")
     else:
+        best = study.trials[number]
         deltas = ", ".join(f"{k} {v:+.2f}%" for k, v in best.user_attrs.get("deltas", {}).items())
-        console.print(f"best: trial {best.number}, validation Δm {best.value:+.2f}% ({deltas})")
+        console.print(f"best: trial {number}, validation Δm {value:+.2f}% ({deltas})")
+
+
+def _was_retried(study, trial) -> bool:
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    return any(
+        RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == trial.number
+        for t in study.trials
+    )
 
 
 def _short(value) -> str:

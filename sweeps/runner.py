@@ -1,9 +1,22 @@
-"""Runs a study: opens (or resumes) the Optuna study and its MLflow record, then asks, trains
-and tells trials until the study holds enough finished ones."""
+"""Runs a study: opens (or resumes) the Optuna study and its MLflow record, then runs trials
+until the study holds enough finished ones.
+
+Counting: a trial counts once it is COMPLETE, PRUNED or FAILED by its own error. A trial whose
+worker died (no heartbeat for ``2 x search.heartbeat_s``) is failed by Optuna and retried as a
+new trial with the same parameters (``search.retries`` times at most); the dead one does not
+count, so no trial is counted twice. A worker never starts a trial that would take the study
+past its target: when the trials in flight elsewhere are enough, it waits for them (and takes
+over their retries if they die). Two workers asking for the last trial at the same moment are
+settled by trial number: the later one is failed at once as surplus, with no MLflow run.
+
+The process that sees the study complete with no trial in flight closes the study run and
+writes the dashboard, whether it is ``sweeps run`` or a ``sweeps worker``.
+"""
 
 from __future__ import annotations
 
 import os
+import random
 import socket
 import time
 import zlib
@@ -12,19 +25,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
+import sqlalchemy.exc
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, TrialState
 
 from sweeps.baselines import Baselines
+from sweeps.errors import StudyError
 from sweeps.progress import Reporter
+from sweeps.space import grid_size, grid_values
 from sweeps.spec import StudySpec
 from sweeps.study_data import load_study_data
+from sweeps.study_state import best_of, count_finished, counts, pareto_front
 from sweeps.tracking import Tracker
 from sweeps.trial import TrialContext, TrialOutcome, run_trial
 
-FINISHED = (
-    optuna.trial.TrialState.COMPLETE,
-    optuna.trial.TrialState.PRUNED,
-    optuna.trial.TrialState.FAIL,
-)
+WAIT_POLL_S = 1.0
 
 
 @dataclass
@@ -34,17 +49,10 @@ class RunSummary:
     outcomes: list[TrialOutcome] = field(default_factory=list)
     best_number: int | None = None
     best_value: float | None = None
+    pareto: list[int] = field(default_factory=list)
     dashboard: Path | None = None
     stopped_by_timeout: bool = False
-
-
-def make_sampler(spec: StudySpec, offset: int, worker: bool = False) -> optuna.samplers.BaseSampler:
-    # A resumed study must not replay the first trials' draws, nor a worker another's: the seed
-    # moves with the trials already there and with the worker.
-    seed = (spec.seed + offset + 100_003 * worker_index(worker)) % 2**32
-    if spec.search.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
+    closed: bool = False  # this process closed the study run
 
 
 def worker_index(worker: bool = False) -> int:
@@ -58,30 +66,88 @@ def worker_index(worker: bool = False) -> int:
     return 1 + zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 1_000_000
 
 
+def make_sampler(spec: StudySpec, offset: int, worker: bool = False) -> optuna.samplers.BaseSampler:
+    # A resumed study must not replay the first trials' draws, nor a worker another's: the seed
+    # moves with the trials already there and with the worker.
+    seed = (spec.seed + offset + 100_003 * worker_index(worker)) % 2**32
+    name = spec.search.sampler
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "grid":
+        return optuna.samplers.GridSampler(grid_values(spec), seed=seed)
+    if name == "cmaes":  # categorical parameters are drawn by its independent (random) sampler
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
 def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
-    if spec.search.pruner == "none":
+    pruner = spec.search.effective_pruner
+    if pruner == "none":
         return optuna.pruners.NopPruner()
+    if pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=1, max_resource=spec.training.epochs, reduction_factor=3
+        )
     return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)
 
 
-def open_study(spec: StudySpec, worker: bool = False) -> optuna.Study:
+def make_storage(spec: StudySpec) -> optuna.storages.RDBStorage:
     if spec.storage is None:
         spec.workdir_path.mkdir(parents=True, exist_ok=True)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna.storages.RDBStorage(spec.optuna_storage)
+    beat = spec.search.heartbeat_s
+    return optuna.storages.RDBStorage(
+        spec.optuna_storage,
+        heartbeat_interval=beat,
+        grace_period=2 * beat,
+        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+            max_retry=spec.search.retries
+        ),
+    )
+
+
+def open_study(spec: StudySpec, worker: bool = False) -> optuna.Study:
+    """Create or load the study. Workers that start a fresh shared storage together race to
+    create its tables and the study (optuna#1092): the loser tries again."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the reporter tells what happened
+    for attempt in range(6):
+        try:
+            return _open_study(spec, worker)
+        except StudyError:
+            raise
+        except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.DuplicatedStudyError):
+            if attempt == 5:
+                raise
+            time.sleep(0.5 + random.random())
+    raise AssertionError("unreachable")
+
+
+def _open_study(spec: StudySpec, worker: bool) -> optuna.Study:
+    storage = make_storage(spec)
     try:
         existing = optuna.load_study(study_name=spec.name, storage=storage).trials
         offset = len(existing)
     except KeyError:
         offset = 0
-    return optuna.create_study(
+    directions = ["maximize"] * (len(spec.tasks) if spec.search.multi_objective else 1)
+    study = optuna.create_study(
         study_name=spec.name,
         storage=storage,
         load_if_exists=True,
-        direction="maximize",
+        directions=directions,
         sampler=make_sampler(spec, offset, worker),
         pruner=make_pruner(spec),
     )
+    if len(study.directions) != len(directions):
+        had = "per_task" if len(study.directions) > 1 else "delta_m"
+        raise StudyError(
+            f"search.objective: study {spec.name!r} already exists in {spec.storage or 'the workdir'}"
+            f" with objective {had!r}; give the study a new name to change the objective"
+        )
+    return study
 
 
 def open_tracker(spec: StudySpec) -> Tracker:
@@ -91,27 +157,82 @@ def open_tracker(spec: StudySpec) -> Tracker:
     return Tracker(spec.tracking, spec.name, artifacts)
 
 
-def count_finished(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
-
-
-def best_of(study: optuna.Study) -> tuple[int | None, float | None]:
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    if not complete:
-        return None, None
-    best = max(complete, key=lambda t: t.value)
-    return best.number, best.value
-
-
 def study_params(spec: StudySpec) -> dict[str, object]:
     return {
         "study.tasks": ",".join(spec.task_names),
         "search.sampler": spec.search.sampler,
-        "search.pruner": spec.search.pruner,
+        "search.pruner": spec.search.effective_pruner,
         "search.objective": spec.search.objective,
         "search.space": ",".join(sorted(spec.search.space)) or "(none)",
+        "training.seeds": spec.training.seeds,
+        "baselines.mode": spec.baselines.mode,
         "seed": spec.seed,
     }
+
+
+class Janitor:
+    """Closes MLflow runs left RUNNING by trials whose worker died, and keeps the
+    ``mtl.pareto`` tags of a multi-objective study in step with its front."""
+
+    def __init__(self, spec: StudySpec, study: optuna.Study, tracker: Tracker) -> None:
+        self.spec, self.study, self.tracker = spec, study, tracker
+        self._pareto: dict[str, bool] = {}
+
+    def is_dead(self, number: int) -> bool:
+        self.fail_stale()
+        trial = self._trial(number)
+        return trial is None or trial.state not in (TrialState.RUNNING, TrialState.WAITING)
+
+    def fail_stale(self) -> None:
+        optuna.storages.fail_stale_trials(self.study)
+
+    def close_dead_runs(self) -> int:
+        """Runs of this study still RUNNING whose trial is no longer running: closed FAILED."""
+        runs = self.tracker.search(
+            f"tags.`mtl.study` = '{_quote(self.spec.name)}' and attributes.status = 'RUNNING'"
+        )
+        states = {t.number: t for t in self.study.get_trials(deepcopy=False)}
+        retried = {
+            RetryHeartbeatStaleTrialCallback.retried_trial_number(t): t.number
+            for t in states.values()
+            if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) is not None
+        }
+        closed = 0
+        for run in runs:
+            tags = run.data.tags
+            if tags.get("mtl.kind") == "study":
+                continue
+            number = tags.get("mtl.trial_number") or tags.get("mtl.trained_in_trial")
+            if number is None:
+                continue
+            trial = states.get(int(number))
+            if trial is not None and trial.state in (TrialState.RUNNING, TrialState.WAITING):
+                continue
+            why = f"its worker stopped (no heartbeat) during trial {number}"
+            if int(number) in retried:
+                why += f"; retried as trial {retried[int(number)]}"
+            self.tracker.end_run(run.info.run_id, "FAILED", {"mtl.state": "FAIL", "mtl.error": why})
+            closed += 1
+        return closed
+
+    def tag_pareto(self) -> None:
+        if not self.spec.search.multi_objective:
+            return
+        front = set(pareto_front(self.study))
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            run_id = t.user_attrs.get("mlflow_run_id")
+            if not run_id:
+                continue
+            on_front = t.number in front
+            if self._pareto.get(run_id) != on_front:
+                self.tracker.log(run_id, tags={"mtl.pareto": str(on_front).lower()})
+                self._pareto[run_id] = on_front
+
+    def _trial(self, number: int) -> FrozenTrial | None:
+        for t in self.study.get_trials(deepcopy=False):
+            if t.number == number:
+                return t
+        return None
 
 
 def run_study(
@@ -124,35 +245,66 @@ def run_study(
     wait_for: Callable[[], None] | None = None,
 ) -> RunSummary:
     """Run trials until the study has ``n_trials`` finished ones (default ``search.n_trials``)
-    or ``timeout`` seconds pass; then write the dashboard and log it on the study run. A
-    ``worker`` only runs trials: the process that started the study closes it, after
-    ``wait_for`` returns (its local helper workers are done)."""
+    or ``timeout`` seconds pass; then, if the study is complete, close its run and write the
+    dashboard. ``wait_for`` returns once this process's local helper workers are done."""
     reporter = reporter or Reporter()
     target = n_trials or spec.search.n_trials
+    if spec.search.sampler == "grid":
+        target = min(target, grid_size(spec))
     timeout = timeout if timeout is not None else spec.search.timeout
     data = load_study_data(spec)
     study = open_study(spec, worker)
     tracker = open_tracker(spec)
-    parent = tracker.study_run(spec.name, study_params(spec), reopen=not worker)
+    parent = tracker.study_run(spec.name, study_params(spec))
     study.set_user_attr("mlflow_parent_run_id", parent)
+    janitor = Janitor(spec, study, tracker)
+    janitor.fail_stale()
+    janitor.close_dead_runs()
     ctx = TrialContext(
-        spec, study, data, tracker, parent, Baselines(spec, data, tracker, parent), reporter
+        spec,
+        study,
+        data,
+        tracker,
+        parent,
+        Baselines(spec, data, tracker, parent, janitor.is_dead),
+        reporter,
+        target=target,
+        counts=counts,
     )
     summary = RunSummary(spec.name, count_finished(study))
     deadline = time.monotonic() + timeout if timeout else None
     reporter.start(spec.name, summary.finished, max(target, summary.finished))
     status = "FINISHED"
     try:
-        while count_finished(study) < target:
+        while True:
+            janitor.fail_stale()
+            janitor.close_dead_runs()
+            trials = study.get_trials(deepcopy=False)
+            done = sum(counts(t) for t in trials)
+            running = sum(t.state == TrialState.RUNNING for t in trials)
+            waiting = sum(t.state == TrialState.WAITING for t in trials)
+            if done >= target:
+                break
             if deadline is not None and time.monotonic() >= deadline:
                 summary.stopped_by_timeout = True
                 break
-            outcome = run_trial(ctx, study.ask())
-            summary.outcomes.append(outcome)
-            _, best = best_of(study)
-            reporter.trial_finished(
-                outcome.number, outcome.state, outcome.value, best, outcome.note
+            if done + running >= target and not waiting:
+                time.sleep(WAIT_POLL_S)  # the last trials run elsewhere; take over if they die
+                continue
+            before = len(ctx.outcomes)
+            study.optimize(
+                lambda trial: run_trial(ctx, trial),
+                n_trials=1,
+                catch=(Exception,),
+                gc_after_trial=False,
             )
+            janitor.tag_pareto()
+            if len(ctx.outcomes) > before:
+                outcome = ctx.outcomes[-1]
+                _, best = best_of(study)
+                reporter.trial_finished(
+                    outcome.number, outcome.state, outcome.value, best, outcome.note
+                )
     except KeyboardInterrupt:
         status = "KILLED"
         raise
@@ -160,12 +312,27 @@ def run_study(
         reporter.stop()
         if wait_for is not None:
             wait_for()
+        summary.outcomes = ctx.outcomes
         summary.finished = count_finished(study)
         summary.best_number, summary.best_value = best_of(study)
-        if not worker:
-            summary.dashboard = _write_dashboard(spec, tracker, parent, dashboard_out)
+        summary.pareto = pareto_front(study)
+        in_flight = any(
+            t.state in (TrialState.RUNNING, TrialState.WAITING)
+            for t in study.get_trials(deepcopy=False)
+        )
+        if (status == "KILLED" and not worker) or (summary.finished >= target and not in_flight):
+            janitor.close_dead_runs()
+            janitor._pareto.clear()
+            janitor.tag_pareto()
+            if status != "KILLED":
+                summary.dashboard = _write_dashboard(spec, tracker, parent, dashboard_out)
             tracker.end_run(parent, status)
+            summary.closed = True
     return summary
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "\\'")
 
 
 def _write_dashboard(

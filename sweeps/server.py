@@ -1,4 +1,5 @@
-"""``sweeps ui``: the MLflow UI on a study's tracking store, bound to 127.0.0.1 by default.
+"""``sweeps ui`` (the MLflow UI on a study's tracking store) and ``sweeps server`` (a shared
+MLflow tracking server on PostgreSQL for a team), bound to 127.0.0.1 unless told otherwise.
 
 Started as ``mlflow server`` with the settings measured on these machines: one worker (more
 under uvicorn cost 6x latency per request) and the job runner off (it holds 10 processes and
@@ -11,18 +12,26 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
+from sweeps.masking import mask
 from sweeps.spec import StudySpec
 
 
-def ui_command(spec: StudySpec, host: str, port: int) -> list[str]:
+def server_command(
+    backend: str,
+    host: str,
+    port: int,
+    artifacts: str | None = None,
+    allowed_hosts: str | None = None,
+) -> list[str]:
     command = [
         sys.executable,
         "-m",
         "mlflow",
         "server",
         "--backend-store-uri",
-        spec.tracking,
+        backend,
         "--host",
         host,
         "--port",
@@ -30,9 +39,72 @@ def ui_command(spec: StudySpec, host: str, port: int) -> list[str]:
         "--workers",
         "1",
     ]
-    if spec.embedded:
-        command += ["--artifacts-destination", (spec.workdir_path / "artifacts").as_uri()]
+    if artifacts:
+        command += ["--artifacts-destination", artifacts]
+    if allowed_hosts:
+        command += ["--allowed-hosts", allowed_hosts]
     return command
+
+
+def launch_tracking_server(
+    backend: str, artifacts: Path, port: int, host: str = "127.0.0.1", wait_s: float = 90.0
+) -> tuple[subprocess.Popen, str]:
+    """Start ``sweeps server`` in the background (its own process group: stop it with
+    ``stop_group``) and wait until ``/health`` answers; returns the process and its URL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweeps", "server", "--backend-store-uri", backend,
+         "--artifacts-destination", str(artifacts), "--host", host, "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://{host}:{port}"
+    try:
+        wait_healthy(f"{url}/health", proc, wait_s)
+    except RuntimeError:
+        stop_group(proc)
+        raise
+    return proc, url
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, wait_s: float = 90.0) -> None:
+    """Until ``url`` answers 200; raises ``RuntimeError`` if ``proc`` exits or time runs out
+    (an MLflow server takes 6-8 s to start here, up to 27 s on a busy machine)."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            output = proc.stdout.read()[-2000:] if proc.stdout else ""
+            raise RuntimeError(f"the server exited with {proc.returncode}: {output}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"{url} was not healthy after {wait_s:.0f} s")
+
+
+def ui_command(spec: StudySpec, host: str, port: int) -> list[str]:
+    artifacts = (spec.workdir_path / "artifacts").as_uri() if spec.embedded else None
+    return server_command(spec.tracking, host, port, artifacts)
+
+
+def serve_tracking(
+    backend: str, artifacts: str, host: str, port: int, allowed_hosts: str | None
+) -> int:
+    """``sweeps server``: the team's tracking server. Artifacts go to ``artifacts`` (a folder
+    or an object-store URI); runs and metrics to ``backend`` (PostgreSQL, or SQLite)."""
+    if "://" not in artifacts:
+        folder = Path(artifacts).expanduser().resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        artifacts = folder.as_uri()
+    print(
+        f"MLflow tracking server on http://{host}:{port}: runs in {mask(backend)}, "
+        f"artifacts in {artifacts} (Ctrl-C stops it)",
+        flush=True,
+    )
+    return _serve(server_command(backend, host, port, artifacts, allowed_hosts))
 
 
 def serve_ui(spec: StudySpec, host: str, port: int) -> int:
@@ -45,10 +117,14 @@ def serve_ui(spec: StudySpec, host: str, port: int) -> int:
             file=sys.stderr,
         )
         return 2
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     print(f"MLflow UI on http://{host}:{port} (Ctrl-C stops it)", flush=True)
+    return _serve(ui_command(spec, host, port))
+
+
+def _serve(command: list[str]) -> int:
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     # its own process group: mlflow server starts uvicorn as a child, and both must stop with us
-    server = subprocess.Popen(ui_command(spec, host, port), env=env, start_new_session=True)
+    server = subprocess.Popen(command, env=env, start_new_session=True)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return server.wait()

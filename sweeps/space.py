@@ -124,6 +124,23 @@ def check_space(spec: StudySpec) -> list[tuple[tuple, str]]:
             )
             if message:
                 problems.append((loc, f"{where}: value {value!r} is not allowed: {message}"))
+    if spec.baselines.mode == "tuned" and not tuning_space(spec):
+        problems.append(
+            (
+                ("baselines", "mode"),
+                "baselines.mode: `tuned` searches the model and training settings of "
+                "search.space, and it names none (only tasks, schedule or weighting); add one "
+                "(e.g. model.hidden_size) or use `mode: matched`",
+            )
+        )
+    if spec.search.sampler == "cmaes" and spec.search.multi_objective:
+        problems.append(
+            (
+                ("search", "sampler"),
+                "search.sampler: `cmaes` optimises one objective; with `objective: per_task` "
+                "use nsga2, tpe, random, grid or gp",
+            )
+        )
     if not problems and spec.search.sampler == "grid":
         problems += _check_grid(spec)
     if not problems:
@@ -149,8 +166,14 @@ def grid_values(spec: StudySpec) -> dict[str, list[Any]]:
             if step is None:
                 raise ValueError(key)
             count = int(round((entry.high - entry.low) / step)) + 1
-            values = [entry.low + i * step for i in range(count) if entry.low + i * step <= entry.high + 1e-12]
-            out[key] = [int(round(v)) for v in values] if integer else [round(v, 12) for v in values]
+            values = [
+                entry.low + i * step
+                for i in range(count)
+                if entry.low + i * step <= entry.high + 1e-12
+            ]
+            out[key] = (
+                [int(round(v)) for v in values] if integer else [round(v, 12) for v in values]
+            )
     return out
 
 
@@ -235,6 +258,14 @@ def _check_combinations(spec: StudySpec) -> list[tuple[tuple, str]]:
 def _candidates(spec: StudySpec, key: str, fixed: Any) -> list[Any]:
     entry = spec.search.space.get(key)
     return list(entry.choices) if isinstance(entry, ChoicesParam) else [fixed]
+
+
+NOT_FOR_ONE_TASK = {"tasks", "training.schedule", "training.weighting"}
+
+
+def tuning_space(spec: StudySpec) -> dict[str, Any]:
+    """The part of ``search.space`` that a tuned single-task baseline searches."""
+    return {k: v for k, v in spec.search.space.items() if k not in NOT_FOR_ONE_TASK}
 
 
 def trial_problems(config: TrialConfig, spec: StudySpec) -> list[str]:

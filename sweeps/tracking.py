@@ -7,6 +7,7 @@ that is 45-65x faster than one ``log_metric`` per value. MLflow is imported here
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -16,6 +17,8 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 logging.getLogger("mlflow").setLevel(logging.WARNING)  # no INFO lines about creating tables
+# against a server, MLflow prints "View run ... at: URL" on every run it ends: sweeps has its own
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100
 PARAM_LIMIT = 6000  # MLflow's limit on a param value's length
@@ -48,19 +51,26 @@ class Tracker:
 
     def study_run(self, name: str, params: Mapping[str, Any], reopen: bool = True) -> str:
         """The study's parent run: found again by its tag, created on the first start, and
-        marked RUNNING again when ``reopen`` (a worker joining leaves its status alone)."""
-        runs = self.search(f"tags.`mtl.kind` = 'study' and tags.`mtl.study` = '{_quote(name)}'")
-        if runs:
-            run = min(runs, key=lambda r: r.info.start_time)
-            if reopen and run.info.status != "RUNNING":
-                self.client.update_run(run.info.run_id, status="RUNNING")
-            return run.info.run_id
-        run = self.client.create_run(
-            self.experiment_id,
-            run_name=f"study {name}",
-            tags={"mtl.kind": "study", "mtl.study": name},
-        )
-        self.log(run.info.run_id, params=params)
+        marked RUNNING again when ``reopen``. Workers starting a fresh study at the same moment
+        may each create one: the earliest stays, the others are deleted."""
+        query = f"tags.`mtl.kind` = 'study' and tags.`mtl.study` = '{_quote(name)}'"
+        runs = self.search(query)
+        if not runs:
+            created = self.client.create_run(
+                self.experiment_id,
+                run_name=f"study {name}",
+                tags={"mtl.kind": "study", "mtl.study": name},
+            ).info.run_id
+            runs = self.search(query)
+            first = min(runs, key=lambda r: (r.info.start_time, r.info.run_id))
+            if first.info.run_id != created:
+                self.client.delete_run(created)
+            else:
+                self.log(created, params=params)
+            return first.info.run_id
+        run = min(runs, key=lambda r: (r.info.start_time, r.info.run_id))
+        if reopen and run.info.status != "RUNNING":
+            self.client.update_run(run.info.run_id, status="RUNNING")
         return run.info.run_id
 
     def start_run(

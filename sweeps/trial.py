@@ -1,21 +1,47 @@
-"""One trial: sample a configuration, train its baselines and its model, record everything."""
+"""One trial: sample a configuration, train its baselines and its model (once per seed),
+record everything in MLflow and hand Optuna the objective.
+
+``run_trial`` is the objective that ``study.optimize`` calls: it returns the validation Δm
+(``objective: delta_m``) or each task's validation Δ (``per_task``), raises ``TrialPruned``
+for a pruned trial and re-raises a failure after recording it, so that Optuna's own loop
+(with its heartbeat) sets the trial's state.
+
+With ``training.seeds: K`` every seed trains the trial's model and each task's baseline; the
+Δ of a task is computed per seed (the trial's model of seed s against the baseline of seed s)
+and reported as the mean over seeds with ``_std`` (sample standard deviation) and ``_ci95``
+(half-width of the 95% Student-t interval, ``t(0.975, K-1) * std / sqrt(K)``). A task's Δ is
+significant when that interval excludes zero: ``delta/TASK_significant`` is +1 (significant
+gain), -1 (significant negative transfer) or 0.
+"""
 
 from __future__ import annotations
 
+import math
+import os
+import socket
+import statistics
 import time
 import traceback
 from dataclasses import dataclass, field
 
 import optuna
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 
 from mtl_core import transfer
-from mtl_core.train import Callback, EpochLog, TrainingDiverged, fit
+from mtl_core.train import Callback, EpochLog, FitResult, TrainingDiverged, fit
 from sweeps.baselines import Baseline, Baselines
+from sweeps.masking import mask
 from sweeps.progress import Reporter
 from sweeps.space import TrialConfig, sample, trial_problems
 from sweeps.spec import StudySpec
 from sweeps.study_data import StudyData
 from sweeps.tracking import Tracker
+
+WORKER = f"{socket.gethostname()}:{os.getpid()}"  # which process ran a trial
+
+
+class SurplusTrial(Exception):
+    """Another worker started the study's last trial first: this one is not run."""
 
 
 @dataclass
@@ -37,32 +63,38 @@ class TrialContext:
     parent_run: str
     baselines: Baselines
     reporter: Reporter
+    target: int = 0  # finished trials the study should hold
+    counts: object = None  # callable: does a frozen trial count towards the target
+    outcomes: list[TrialOutcome] = field(default_factory=list)
 
 
 class _Record(Callback):
-    """Logs each epoch to MLflow and reports the validation Δm to Optuna's pruner."""
+    """Logs each epoch to MLflow (one seed) and reports the validation Δm to the pruner."""
 
     def __init__(
-        self, ctx: TrialContext, trial: optuna.Trial, run_id: str, baselines: dict[str, Baseline]
+        self,
+        ctx: TrialContext,
+        trial: optuna.Trial,
+        run_id: str,
+        baselines: dict[str, Baseline],
+        log: bool,
+        report: bool,
     ):
         self.ctx, self.trial, self.run_id, self.baselines = ctx, trial, run_id, baselines
+        self.log_epochs, self.report = log, report
 
     def on_epoch_end(self, log: EpochLog) -> None:
         e = log.epoch
-        metrics = [
-            (f"valid/{t}/{m}", v, e) for t, scores in log.valid.items() for m, v in scores.items()
-        ]
-        metrics += [(f"train/{t}/loss", v, e) for t, v in log.train_loss.items()]
-        metrics += [(f"weight/{t}", v, e) for t, v in log.weights.items()]
-        value = _valid_delta_m(log.valid, self.baselines)
-        metrics.append(("valid/delta_m", value, e))
-        self.ctx.tracker.log(self.run_id, metrics=metrics)
         self.ctx.reporter.epoch(e, log.epochs)
-        self.trial.report(value, e)
-        if self.trial.should_prune():
-            raise optuna.TrialPruned(
-                f"pruned at epoch {e}: validation Δm {value:+.2f}% is below the median of earlier trials"
-            )
+        value = _valid_delta_m(log.valid, self.baselines)
+        if self.log_epochs:
+            self.ctx.tracker.log(self.run_id, metrics=_epoch_metrics([log], [value]))
+        if self.report:
+            self.trial.report(value, e)
+            if self.trial.should_prune():
+                raise optuna.TrialPruned(
+                    f"pruned at epoch {e}: validation Δm {value:+.2f}% is below the earlier trials'"
+                )
 
 
 class _Progress(Callback):
@@ -73,6 +105,24 @@ class _Progress(Callback):
         self.reporter.epoch(log.epoch, log.epochs)
 
 
+def _epoch_metrics(logs: list[EpochLog], values: list[float]) -> list[tuple[str, float, int]]:
+    """Per-epoch metrics, the mean over the given seeds' logs of one epoch."""
+    e = logs[0].epoch
+    mean = statistics.fmean
+    first = logs[0]
+    out = [
+        (f"valid/{t}/{m}", mean(log.valid[t][m] for log in logs), e)
+        for t, scores in first.valid.items()
+        for m in scores
+    ]
+    out += [
+        (f"train/{t}/loss", mean(log.train_loss[t] for log in logs), e) for t in first.train_loss
+    ]
+    out += [(f"weight/{t}", mean(log.weights[t] for log in logs), e) for t in first.weights]
+    out.append(("valid/delta_m", mean(values), e))
+    return out
+
+
 def _valid_delta_m(valid: dict[str, dict[str, float]], baselines: dict[str, Baseline]) -> float:
     per_task = {
         t: transfer.delta(valid[t][b.metric], b.valid, b.metric) for t, b in baselines.items()
@@ -80,11 +130,39 @@ def _valid_delta_m(valid: dict[str, dict[str, float]], baselines: dict[str, Base
     return transfer.delta_m(per_task)
 
 
-def run_trial(ctx: TrialContext, trial: optuna.Trial) -> TrialOutcome:
-    """Run one asked trial to its end and tell Optuna; never raises for a trial's own failure
-    (KeyboardInterrupt aside, after recording it)."""
+def seeds_of(spec: StudySpec) -> list[int]:
+    return [spec.seed + i for i in range(spec.training.seeds)]
+
+
+def is_surplus(ctx: TrialContext, trial: optuna.Trial) -> bool:
+    """True when the trials before this one already make the target (finished, running or
+    waiting): two workers asked for the last trial at once, and this one came second."""
+    live = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
+    ahead = [
+        t
+        for t in ctx.study.get_trials(deepcopy=False)
+        if t.number < trial.number and (t.state in live or ctx.counts(t))
+    ]
+    return len(ahead) >= ctx.target
+
+
+def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
+    try:
+        return _run_trial(ctx, trial)
+    except (optuna.TrialPruned, SurplusTrial, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # every failure carries its reason: it counts, and status shows it
+        if "reason" not in trial.user_attrs:
+            trial.set_user_attr("reason", f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
     started = time.perf_counter()
     spec = ctx.spec
+    if ctx.target and ctx.counts is not None and is_surplus(ctx, trial):
+        trial.set_user_attr("surplus", True)
+        raise SurplusTrial(f"trial {trial.number}: the study already has its trials")
     config: TrialConfig = sample(trial, spec)
     tags = {
         "mtl.kind": "trial",
@@ -92,62 +170,84 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> TrialOutcome:
         "mtl.tasks": ",".join(config.tasks),
         "mtl.state": "RUNNING",
         "mtl.study": spec.name,
+        "mtl.worker": WORKER,
     }
+    retry_of = RetryHeartbeatStaleTrialCallback.retried_trial_number(
+        ctx.study.get_trials(deepcopy=False)[trial.number]
+    )
+    if retry_of is not None:
+        tags["mtl.retry_of"] = str(retry_of)
     run_id = ctx.tracker.start_run(f"trial {trial.number}", ctx.parent_run, tags, config.params)
     trial.set_user_attr("mlflow_run_id", run_id)
+    trial.set_user_attr("worker", WORKER)
     ctx.reporter.trial_started(trial.number, config.tasks, config.params)
-    baseline_s = train_s = 0.0
+    times = {"train": 0.0, "baseline": 0.0}
     try:
         problems = trial_problems(config, spec)
         if problems:
             raise optuna.TrialPruned(f"combination cannot train: {'; '.join(problems)}")
-        baselines = {}
-        for task in config.tasks:
-            ctx.reporter.phase(f"baseline {task}")
-            baselines[task] = ctx.baselines.get(task, config, [_Progress(ctx.reporter)])
-            baseline_s += baselines[task].seconds
-        ctx.reporter.phase(",".join(config.tasks))
-        result = fit(
-            ctx.data.subset(config.tasks),
-            config.train_config(spec.seed),
-            [_Record(ctx, trial, run_id, baselines)],
-        )
-        train_s = result.train_seconds
-        metrics_of = result.metric
-        test_deltas = transfer.deltas(
-            result.primary("test"), {t: b.test for t, b in baselines.items()}, metrics_of
-        )
-        valid_deltas = transfer.deltas(
-            result.primary("valid"), {t: b.valid for t, b in baselines.items()}, metrics_of
-        )
-        value, delta_m = transfer.delta_m(valid_deltas), transfer.delta_m(test_deltas)
-        metrics = [
-            (f"test/{t}/{m}", v, 0) for t, scores in result.test.items() for m, v in scores.items()
-        ]
-        metrics += [(f"baseline/{t}/{b.metric}", b.test, 0) for t, b in baselines.items()]
-        metrics += [(f"delta/{t}", d, 0) for t, d in test_deltas.items()]
+        seeds = seeds_of(spec)
+        results: list[FitResult] = []
+        baselines: list[dict[str, Baseline]] = []
+        for i, seed in enumerate(seeds):
+            suffix = f" seed {seed}" if len(seeds) > 1 else ""
+            per_task = ctx.baselines.get_all(
+                config.tasks,
+                config,
+                seed,
+                trial.number,
+                [_Progress(ctx.reporter)],
+                on_task=lambda task, suffix=suffix: ctx.reporter.phase(f"baseline {task}{suffix}"),
+            )
+            times["baseline"] += sum(b.seconds for b in per_task.values())
+            baselines.append(per_task)
+            ctx.reporter.phase(",".join(config.tasks) + (f" seed {seed}" if len(seeds) > 1 else ""))
+            record = _Record(
+                ctx,
+                trial,
+                run_id,
+                per_task,
+                log=len(seeds) == 1,
+                report=i == 0 and not spec.search.multi_objective,
+            )
+            result = fit(ctx.data.subset(config.tasks), config.train_config(seed), [record])
+            times["train"] += result.train_seconds
+            results.append(result)
+        summary = _summarise(results, baselines)
+        metrics = summary.metrics
+        if len(seeds) > 1:
+            metrics += _mean_curves(results, baselines)
         metrics += [
-            ("delta_m", delta_m, 0),
-            ("time/train_s", train_s, 0),
-            ("time/baseline_s", baseline_s, 0),
+            ("time/train_s", times["train"], 0),
+            ("time/baseline_s", times["baseline"], 0),
+            ("time/trial_s", time.perf_counter() - started, 0),
         ]
-        metrics.append(("time/trial_s", time.perf_counter() - started, 0))
         ctx.tracker.log(run_id, metrics=metrics)
         ctx.tracker.end_run(run_id, "FINISHED", {"mtl.state": "COMPLETE"})
-        trial.set_user_attr("delta_m", delta_m)
-        trial.set_user_attr("deltas", test_deltas)
-        ctx.study.tell(trial, value)
-        return TrialOutcome(trial.number, "COMPLETE", value, delta_m, deltas=test_deltas)
+        trial.set_user_attr("delta_m", summary.delta_m)
+        trial.set_user_attr("valid_delta_m", summary.valid_delta_m)
+        trial.set_user_attr("deltas", summary.deltas)
+        ctx.outcomes.append(
+            TrialOutcome(
+                trial.number,
+                "COMPLETE",
+                summary.valid_delta_m,
+                summary.delta_m,
+                deltas=summary.deltas,
+            )
+        )
+        if spec.search.multi_objective:
+            return [summary.valid_deltas[t] for t in spec.task_names]
+        return summary.valid_delta_m
     except optuna.TrialPruned as exc:
         reason = str(exc) or "pruned"
-        _close(ctx, run_id, started, train_s, baseline_s, "KILLED", "PRUNED", reason)
+        _close(ctx, run_id, started, times, "KILLED", "PRUNED", reason)
         trial.set_user_attr("reason", reason)
-        ctx.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        return TrialOutcome(trial.number, "PRUNED", note=reason)
+        ctx.outcomes.append(TrialOutcome(trial.number, "PRUNED", note=reason))
+        raise
     except KeyboardInterrupt:
-        _close(ctx, run_id, started, train_s, baseline_s, "KILLED", "FAIL", "interrupted (Ctrl-C)")
+        _close(ctx, run_id, started, times, "KILLED", "FAIL", "interrupted (Ctrl-C)")
         trial.set_user_attr("reason", "interrupted")
-        ctx.study.tell(trial, state=optuna.trial.TrialState.FAIL)
         raise
     except Exception as exc:
         if isinstance(exc, TrainingDiverged):
@@ -155,26 +255,92 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> TrialOutcome:
         else:
             reason = f"{type(exc).__name__}: {exc}"
             trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
-        _close(ctx, run_id, started, train_s, baseline_s, "FAILED", "FAIL", reason)
+        _close(ctx, run_id, started, times, "FAILED", "FAIL", reason)
         trial.set_user_attr("reason", reason)
-        ctx.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        return TrialOutcome(trial.number, "FAIL", note=reason)
+        ctx.outcomes.append(TrialOutcome(trial.number, "FAIL", note=reason))
+        raise
+
+
+@dataclass
+class _Summary:
+    metrics: list[tuple[str, float, int]]
+    deltas: dict[str, float]  # test Δ per task, mean over seeds
+    valid_deltas: dict[str, float]
+    delta_m: float
+    valid_delta_m: float
+
+
+def _summarise(results: list[FitResult], baselines: list[dict[str, Baseline]]) -> _Summary:
+    """Means over seeds, with _std, _ci95 and _significant companions when K > 1."""
+    k = len(results)
+    tasks = results[0].tasks
+    metric_of = results[0].metric
+    out: list[tuple[str, float, int]] = []
+
+    def add(name: str, values: list[float], significance: bool = False) -> float:
+        mean = statistics.fmean(values)
+        out.append((name, mean, 0))
+        if k > 1:
+            std = statistics.stdev(values)
+            out.append((f"{name}_std", std, 0))
+            if significance:
+                half = _t975(k - 1) * std / math.sqrt(k)
+                out.append((f"{name}_ci95", half, 0))
+                sign = (
+                    0.0 if abs(mean) <= half or not math.isfinite(half) else math.copysign(1, mean)
+                )
+                out.append((f"{name}_significant", sign, 0))
+        return mean
+
+    for t in tasks:
+        for m in results[0].test[t]:
+            add(f"test/{t}/{m}", [r.test[t][m] for r in results])
+        add(f"baseline/{t}/{metric_of[t]}", [b[t].test for b in baselines])
+    per_seed_test = [
+        transfer.deltas(r.primary("test"), {t: b[t].test for t in tasks}, metric_of)
+        for r, b in zip(results, baselines, strict=True)
+    ]
+    per_seed_valid = [
+        transfer.deltas(r.primary("valid"), {t: b[t].valid for t in tasks}, metric_of)
+        for r, b in zip(results, baselines, strict=True)
+    ]
+    deltas = {t: add(f"delta/{t}", [d[t] for d in per_seed_test], True) for t in tasks}
+    delta_m = add("delta_m", [transfer.delta_m(d) for d in per_seed_test], True)
+    valid_deltas = {t: statistics.fmean(d[t] for d in per_seed_valid) for t in tasks}
+    valid_delta_m = statistics.fmean(transfer.delta_m(d) for d in per_seed_valid)
+    return _Summary(out, deltas, valid_deltas, delta_m, valid_delta_m)
+
+
+def _mean_curves(
+    results: list[FitResult], baselines: list[dict[str, Baseline]]
+) -> list[tuple[str, float, int]]:
+    out = []
+    for e in range(len(results[0].history)):
+        logs = [r.history[e] for r in results]
+        values = [_valid_delta_m(log.valid, b) for log, b in zip(logs, baselines, strict=True)]
+        out += _epoch_metrics(logs, values)
+    return out
+
+
+def _t975(dof: int) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, dof))
 
 
 def _close(
     ctx: TrialContext,
     run_id: str,
     started: float,
-    train_s: float,
-    baseline_s: float,
+    times: dict[str, float],
     status: str,
     state: str,
     reason: str,
 ) -> None:
-    times = [
-        ("time/train_s", train_s, 0),
-        ("time/baseline_s", baseline_s, 0),
+    metrics = [
+        ("time/train_s", times["train"], 0),
+        ("time/baseline_s", times["baseline"], 0),
         ("time/trial_s", time.perf_counter() - started, 0),
     ]
-    ctx.tracker.log(run_id, metrics=times)
-    ctx.tracker.end_run(run_id, status, {"mtl.state": state, "mtl.error": reason[:5000]})
+    ctx.tracker.log(run_id, metrics=metrics)
+    ctx.tracker.end_run(run_id, status, {"mtl.state": state, "mtl.error": mask(reason)[:5000]})

@@ -1,8 +1,11 @@
-"""The MLP trunk: ``depth`` layers of ``hidden_size`` units with an activation and dropout."""
+"""The MLP trunk: ``depth`` layers of ``hidden_size`` units with an activation and dropout.
+The first layer is a ``SparseLinear``: it reads CSR batches without densifying them."""
 
 from __future__ import annotations
 
 from torch import nn
+
+from mtl_core.models.sparse_input import SparseLinear
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "sigmoid": nn.Sigmoid,
@@ -21,8 +24,9 @@ def mlp_trunk(
         raise ValueError("depth and hidden_size must be at least 1")
     layers: list[nn.Module] = []
     width = input_dim
-    for _ in range(depth):
-        layers += [nn.Linear(width, hidden_size), ACTIVATIONS[activation]()]
+    for layer in range(depth):
+        linear = SparseLinear(width, hidden_size) if layer == 0 else nn.Linear(width, hidden_size)
+        layers += [linear, ACTIVATIONS[activation]()]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         width = hidden_size

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 from torch import nn
 
 from mtl_core.models import build_model
+from mtl_core.models.sparse_input import SparseLinear, sparse_batch
 from mtl_core.tasks import TaskSpec, TaskType
 from mtl_core.transfer import delta, delta_m, deltas
 
@@ -22,7 +25,8 @@ def test_hard_sharing_has_one_trunk_and_a_head_per_task(activation):
     model = build_model(
         "hard_sharing", 20, SPECS, hidden_size=16, depth=3, activation=activation, dropout=0.2
     )
-    linears = [m for m in model.trunk if isinstance(m, nn.Linear)]
+    linears = [m for m in model.trunk if isinstance(m, nn.Linear | SparseLinear)]
+    assert isinstance(linears[0], SparseLinear)  # the first layer reads CSR rows
     assert [(m.in_features, m.out_features) for m in linears] == [(20, 16), (16, 16), (16, 16)]
     assert sum(isinstance(m, nn.Dropout) for m in model.trunk) == 3
     x = torch.randn(5, 20)
@@ -59,3 +63,25 @@ def test_delta_m_averages_the_tasks():
     per_task = deltas({"a": 0.9, "b": 2.0}, {"a": 0.8, "b": 1.6}, {"a": "accuracy", "b": "mae"})
     assert per_task == pytest.approx({"a": 12.5, "b": -25.0})
     assert delta_m(per_task) == pytest.approx(-6.25)
+
+
+def test_sparse_first_layer_equals_a_dense_linear_layer():
+    rng = np.random.default_rng(0)
+    dense = rng.random((6, 40)) * (rng.random((6, 40)) < 0.1)  # mostly zeros, one row empty
+    dense[3] = 0.0
+    matrix = sp.csr_matrix(dense.astype(np.float32))
+    layer = SparseLinear(40, 5)
+    x = torch.tensor(dense, dtype=torch.float32, requires_grad=False)
+    rows = np.array([4, 0, 3, 1])
+    out = layer(sparse_batch(matrix, rows))
+    expected = x[rows] @ layer.bag.weight + layer.bias
+    assert torch.allclose(out, expected, atol=1e-6)
+    assert torch.allclose(layer(x[rows]), expected, atol=1e-6)  # dense input works too
+    assert torch.allclose(out[2], layer.bias)  # an empty row gives the bias
+    out.sum().backward()
+    grad_sparse = layer.bag.weight.grad.clone()
+    layer.zero_grad()
+    (x[rows] @ layer.bag.weight + layer.bias).sum().backward()
+    assert torch.allclose(grad_sparse, layer.bag.weight.grad, atol=1e-6)
+    bound = 1 / np.sqrt(40)  # nn.Linear's initialisation
+    assert layer.bag.weight.abs().max() <= bound and layer.bias.abs().max() <= bound

@@ -127,7 +127,8 @@ def test_trial_runs_tags_params_metrics(client, experiment_id, study_dir):
             test = metrics[f"test/{task}/f1"]
             baseline = metrics[f"baseline/{task}/f1"]
             assert 0.0 <= test <= 1.0 and 0.0 <= baseline <= 1.0
-            expected = 100.0 * (test - baseline) / baseline
+            # relative change; a baseline of exactly 0 is compared in absolute terms
+            expected = 100.0 * (test - baseline) / (baseline or 1.0)
             assert metrics[f"delta/{task}"] == pytest.approx(expected)
             deltas.append(metrics[f"delta/{task}"])
             # the baseline value is the test metric of a recorded baseline run of this task

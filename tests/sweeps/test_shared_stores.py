@@ -15,24 +15,8 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sweeps.server import stop_group
+from sweeps.server import stop_group, wait_healthy
 from tests.helpers import free_port, small_study, sweeps, write_study
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, limit: float = 90) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(
-                f"server exited with {proc.returncode}: {proc.stdout.read()[-2000:]}"
-            )
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError(f"{url} not healthy after {limit} s")
 
 
 def start_mlflow_server(backend: str, artifacts: Path) -> tuple[subprocess.Popen, str]:
@@ -64,7 +48,7 @@ def start_mlflow_server(backend: str, artifacts: Path) -> tuple[subprocess.Popen
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(f"{url}/health", proc)
-    except AssertionError:
+    except RuntimeError:
         proc.kill()
         raise
     return proc, url
@@ -104,6 +88,7 @@ def test_study_on_postgres_through_mlflow_server(tmp_path, postgres_db):
         write_study(tmp_path, study)
         result = sweeps("run", "study.yaml", cwd=tmp_path)
         assert result.returncode == 0, result.stderr
+        assert "View run" not in result.stdout  # MLflow's per-run URL lines are kept out
         trials = optuna.load_study(study_name="shared", storage=optuna_url).trials
         assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
         client = MlflowClient(url)

@@ -1,0 +1,106 @@
+"""``sweeps baselines STUDY.yaml``: train what is missing (tuned mode) and list the study's
+single-task baselines as recorded in MLflow."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from sweeps.spec import StudySpec
+
+
+def run_or_show(spec: StudySpec, show_only: bool, console: Console | None = None) -> int:
+    from sweeps.plan import _console
+
+    console = console or _console()
+    if spec.baselines.mode == "tuned" and not show_only:
+        _train_tuned(spec, console)
+    elif spec.baselines.mode == "matched" and not show_only:
+        console.print(
+            "baselines.mode is `matched`: each trial's baselines use that trial's own settings, "
+            "so they are trained by `sweeps run` as trials need them. Recorded so far:"
+        )
+    runs = _recorded(spec)
+    if not runs:
+        console.print(f"study {spec.name}: no baseline recorded yet")
+        return 0
+    table = Table(
+        "task",
+        "mode",
+        "seed",
+        "key",
+        "valid",
+        "test",
+        "settings",
+        "trained s",
+        title=f"baselines of study {spec.name}",
+    )
+    for run in sorted(runs, key=lambda r: (r.data.tags.get("mtl.task", ""), r.info.start_time)):
+        tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+        task = tags.get("mtl.task", "?")
+        metric = spec.tasks[task].metric if task in spec.tasks else None
+        settings = ", ".join(
+            f"{k.split('.', 1)[1]}={_short(params[k])}"
+            for k in sorted(params)
+            if k in spec.search.space or k.startswith("tuning.best_")
+        )
+        table.add_row(
+            task,
+            tags.get("mtl.baseline_mode", "matched"),
+            params.get("seed", ""),
+            tags.get("mtl.baseline_key", "")[:12],
+            _metric(metrics, f"valid/{task}/{metric}", metric),
+            _metric(metrics, f"test/{task}/{metric}", metric),
+            settings,
+            f"{metrics.get('time/train_s', 0):.1f}",
+        )
+    console.print(table)
+    return 0
+
+
+def _train_tuned(spec: StudySpec, console: Console) -> None:
+    from sweeps.baselines import Baselines
+    from sweeps.runner import open_tracker, study_params
+    from sweeps.space import fixed_config
+    from sweeps.study_data import load_study_data
+    from sweeps.trial import seeds_of
+
+    data = load_study_data(spec)
+    tracker = open_tracker(spec)
+    parent = tracker.study_run(spec.name, study_params(spec), reopen=False)
+    baselines = Baselines(spec, data, tracker, parent)
+    config = fixed_config(spec)
+    for task in spec.task_names:
+        for seed in seeds_of(spec):
+            with console.status(f"baseline {task} seed {seed}: tuning / training"):
+                found = baselines.get(task, config, seed)
+            how = "reused" if found.reused else f"trained in {found.seconds:.1f} s"
+            console.print(f"baseline {task} seed {seed}: {found.metric} {found.test:.4f} ({how})")
+
+
+def _recorded(spec: StudySpec) -> list:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(spec.tracking)
+    if spec.embedded and not (spec.workdir_path / "mlflow.db").exists():
+        return []
+    experiment = client.get_experiment_by_name(spec.name)
+    if experiment is None:
+        return []
+    return client.search_runs(
+        [experiment.experiment_id],
+        "tags.`mtl.kind` = 'baseline' and attributes.status = 'FINISHED'",
+        max_results=5000,
+    )
+
+
+def _metric(metrics: dict, key: str, metric: str | None) -> str:
+    return f"{metric} {metrics[key]:.4f}" if key in metrics else ""
+
+
+def _short(value: str) -> str:
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return f"{number:.4g}"

@@ -1,0 +1,47 @@
+"""What a study's trials add up to: which count towards the target, the best one, the
+Pareto front. Imports optuna only, so ``sweeps status`` stays light."""
+
+from __future__ import annotations
+
+import warnings
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+# heartbeats, fail_stale_trials and the retry callback are marked experimental in Optuna
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def counts(trial: FrozenTrial) -> bool:
+    """Whether a trial counts towards the study's target (see the module's docstring)."""
+    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        return True
+    attrs = trial.user_attrs
+    return trial.state == TrialState.FAIL and "reason" in attrs and not attrs.get("surplus")
+
+
+def count_finished(study: optuna.Study) -> int:
+    return sum(counts(t) for t in study.get_trials(deepcopy=False))
+
+
+def best_of(study: optuna.Study) -> tuple[int | None, float | None]:
+    """The complete trial with the best validation Δm (the objective, or the mean of the
+    per-task objectives)."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    scored = [t for t in complete if _valid_delta_m(t) is not None]
+    if not scored:
+        return None, None
+    best = max(scored, key=_valid_delta_m)
+    return best.number, _valid_delta_m(best)
+
+
+def _valid_delta_m(trial: FrozenTrial) -> float | None:
+    if "valid_delta_m" in trial.user_attrs:
+        return trial.user_attrs["valid_delta_m"]
+    return trial.values[0] if trial.values and len(trial.values) == 1 else None
+
+
+def pareto_front(study: optuna.Study) -> list[int]:
+    if len(study.directions) < 2:
+        return []
+    return sorted(t.number for t in study.best_trials)
