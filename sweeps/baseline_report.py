@@ -81,9 +81,9 @@ def _train_tuned(spec: StudySpec, console: Console) -> None:
 def _recorded(spec: StudySpec) -> list:
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(spec.tracking)
     if spec.embedded and not (spec.workdir_path / "mlflow.db").exists():
         return []
+    client = MlflowClient(spec.tracking)
     experiment = client.get_experiment_by_name(spec.name)
     if experiment is None:
         return []

@@ -259,7 +259,10 @@ def server(
     backend_store_uri: Annotated[
         str,
         typer.Option(
-            help="where runs live: postgresql://USER:PASSWORD@HOST:PORT/DB (or sqlite:///FILE)"
+            envvar="MLFLOW_BACKEND_STORE_URI",
+            show_envvar=True,
+            help="where runs live: postgresql://USER:PASSWORD@HOST:PORT/DB (or sqlite:///FILE); "
+            "from the environment, the password stays out of `ps`",
         ),
     ],
     artifacts_destination: Annotated[

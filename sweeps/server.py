@@ -19,19 +19,18 @@ from sweeps.spec import StudySpec
 
 
 def server_command(
-    backend: str,
     host: str,
     port: int,
     artifacts: str | None = None,
     allowed_hosts: str | None = None,
 ) -> list[str]:
+    """``mlflow server``'s command line. The backend store goes in the environment
+    (``MLFLOW_BACKEND_STORE_URI``, see ``_serve``), so that its password is not in ``ps``."""
     command = [
         sys.executable,
         "-m",
         "mlflow",
         "server",
-        "--backend-store-uri",
-        backend,
         "--host",
         host,
         "--port",
@@ -52,9 +51,10 @@ def launch_tracking_server(
     """Start ``sweeps server`` in the background (its own process group: stop it with
     ``stop_group``) and wait until ``/health`` answers; returns the process and its URL."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sweeps", "server", "--backend-store-uri", backend,
+        [sys.executable, "-m", "sweeps", "server",
          "--artifacts-destination", str(artifacts), "--host", host, "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        env={**os.environ, "MLFLOW_BACKEND_STORE_URI": backend},
     )  # fmt: skip
     url = f"http://{host}:{port}"
     try:
@@ -87,7 +87,7 @@ def wait_healthy(url: str, proc: subprocess.Popen, wait_s: float = 90.0) -> None
 
 def ui_command(spec: StudySpec, host: str, port: int) -> list[str]:
     artifacts = (spec.workdir_path / "artifacts").as_uri() if spec.embedded else None
-    return server_command(spec.tracking, host, port, artifacts)
+    return server_command(host, port, artifacts)
 
 
 def serve_tracking(
@@ -104,7 +104,7 @@ def serve_tracking(
         f"artifacts in {artifacts} (Ctrl-C stops it)",
         flush=True,
     )
-    return _serve(server_command(backend, host, port, artifacts, allowed_hosts))
+    return _serve(server_command(host, port, artifacts, allowed_hosts), backend)
 
 
 def serve_ui(spec: StudySpec, host: str, port: int) -> int:
@@ -118,11 +118,15 @@ def serve_ui(spec: StudySpec, host: str, port: int) -> int:
         )
         return 2
     print(f"MLflow UI on http://{host}:{port} (Ctrl-C stops it)", flush=True)
-    return _serve(ui_command(spec, host, port))
+    return _serve(ui_command(spec, host, port), spec.tracking)
 
 
-def _serve(command: list[str]) -> int:
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+def _serve(command: list[str], backend: str) -> int:
+    env = {
+        **os.environ,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_BACKEND_STORE_URI": backend,
+    }
     # its own process group: mlflow server starts uvicorn as a child, and both must stop with us
     server = subprocess.Popen(command, env=env, start_new_session=True)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)

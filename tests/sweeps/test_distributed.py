@@ -205,3 +205,24 @@ def test_multi_objective_study_tags_its_pareto_front_on_the_shared_stores(tmp_pa
     assert {
         int(r.data.tags["mtl.trial_number"]) for r in runs if r.data.tags["mtl.pareto"] == "true"
     } == front
+
+
+def test_sweeps_server_masks_the_password_and_keeps_it_off_command_lines(tmp_path, postgres_db):
+    backend = postgres_db().replace("postgres@", "postgres:s3cr3t-pw@")  # trust auth: any password
+    proc, url = launch_tracking_server(backend, tmp_path / "artifacts", free_port())
+    try:
+        banner = proc.stdout.readline()
+        assert "postgres:***@" in banner and "s3cr3t" not in banner
+        assert url.startswith("http://127.0.0.1:")  # bound to localhost unless told otherwise
+        port = url.rsplit(":", 1)[1]
+        command_lines = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                command_lines.append(open(f"/proc/{pid}/cmdline", "rb").read().decode())
+            except (FileNotFoundError, PermissionError, ProcessLookupError):
+                continue
+        assert any("mlflow\x00server" in c and port in c for c in command_lines)
+        assert not [c for c in command_lines if "s3cr3t" in c]  # on no command line at all
+        MlflowClient(url).search_experiments()  # and the server does reach its backend
+    finally:
+        stop_group(proc)
