@@ -255,6 +255,31 @@ def baselines(
 
 
 @app.command()
+def transfer(
+    study: StudyPath,
+    settings: Annotated[
+        str,
+        typer.Option(help="`best`: the best complete trial's settings; `fixed`: the file's"),
+    ] = "best",
+) -> None:
+    """Train every pair of tasks with one setting and print the pair transfer matrix."""
+
+    def body() -> int:
+        from sweeps.errors import StudyError
+
+        if settings not in ("best", "fixed"):
+            raise StudyError(f"--settings: {settings!r}; use best or fixed")
+        from sweeps.plan import _console
+        from sweeps.transfer_runs import run_transfer
+
+        spec, _ = _load(study)
+        run_transfer(spec, settings, _console())
+        return 0
+
+    _guard(body)
+
+
+@app.command()
 def server(
     backend_store_uri: Annotated[
         str,

@@ -160,6 +160,16 @@ def print_status(spec: StudySpec, console: Console | None = None) -> None:
             )
         else:
             console.print("Pareto front: no completed trial yet")
+    from sweeps.transfer_matrix import matrix_from_store, print_matrix
+
+    matrix = matrix_from_store(spec)
+    if matrix is not None:
+        print_matrix(
+            matrix,
+            console,
+            "pair transfer matrix: Δ % of the row's task trained with the column's alone "
+            "(trials of exactly two tasks and `sweeps transfer` runs)",
+        )
     number, value = best_of(study)
     if number is None:
         console.print("best: no completed trial yet")

@@ -1,0 +1,125 @@
+"""The pair transfer matrix: for every ordered pair of tasks (i, j), the Δ of task i when it is
+trained together with task j and no other task.
+
+Cell (i, j) is the mean of ``delta/i`` over the finished runs whose task set is exactly
+{i, j}: trials of the study that drew that pair, and the runs of ``sweeps transfer``, which
+trains every pair on purpose. Trials with three or more tasks do not enter the matrix: in them
+task i's Δ mixes the effect of several partners, and splitting it among them would be a guess.
+The diagonal is 0 (a task with itself is its own baseline). A cell no run covers is empty.
+This module reads MLflow only; ``sweeps.transfer_runs`` trains the pairs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from sweeps.spec import StudySpec
+
+
+@dataclass
+class PairMatrix:
+    tasks: list[str]
+    values: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # i -> j -> Δs
+
+    def mean(self, i: str, j: str) -> float | None:
+        if i == j:
+            return 0.0
+        found = self.values.get(i, {}).get(j, [])
+        return statistics.fmean(found) if found else None
+
+    def count(self, i: str, j: str) -> int:
+        return len(self.values.get(i, {}).get(j, []))
+
+    @property
+    def covered(self) -> int:
+        """Ordered pairs with at least one run."""
+        return sum(1 for i in self.tasks for j in self.tasks if i != j and self.count(i, j))
+
+    def to_csv(self) -> str:
+        """Rows: the task whose Δ is measured; columns: its partner; then the run counts."""
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(
+            ["task", *(f"with_{j}" for j in self.tasks), *(f"n_{j}" for j in self.tasks)]
+        )
+        for i in self.tasks:
+            cells = [self.mean(i, j) for j in self.tasks]
+            writer.writerow(
+                [
+                    i,
+                    *("" if c is None else f"{c:.4f}" for c in cells),
+                    *(self.count(i, j) for j in self.tasks),
+                ]
+            )
+        return out.getvalue()
+
+
+def pair_matrix(tasks: Sequence[str], runs: Iterable[Any]) -> PairMatrix:
+    """The matrix from MLflow runs (FINISHED trial or transfer runs with ``mtl.tasks``)."""
+    matrix = PairMatrix(list(tasks))
+    for run in runs:
+        pair = run.data.tags.get("mtl.tasks", "").split(",")
+        if len(pair) != 2 or not set(pair) <= set(tasks):
+            continue
+        for i, j in (pair, pair[::-1]):
+            value = run.data.metrics.get(f"delta/{i}")
+            if value is not None:
+                matrix.values.setdefault(i, {}).setdefault(j, []).append(value)
+    return matrix
+
+
+def pair_runs(client: Any, experiment_id: str) -> list[Any]:
+    """Every finished trial and transfer run of the experiment."""
+    out = []
+    for kind in ("trial", "transfer"):
+        query = f"attributes.status = 'FINISHED' and tags.`mtl.kind` = '{kind}'"
+        token = None
+        while True:
+            page = client.search_runs([experiment_id], query, max_results=1000, page_token=token)
+            out.extend(page)
+            token = page.token
+            if not token:
+                break
+    return out
+
+
+def print_matrix(matrix: PairMatrix, console: Console, title: str) -> None:
+    from rich.table import Table
+
+    table = Table("task \\ with", *matrix.tasks, title=title)
+    for i in matrix.tasks:
+        cells = []
+        for j in matrix.tasks:
+            value = matrix.mean(i, j)
+            if i == j:
+                cells.append("·")
+            elif value is None:
+                cells.append("")
+            else:
+                style = "red" if value < 0 else "green"
+                n = matrix.count(i, j)
+                cells.append(f"[{style}]{value:+.2f}[/{style}]" + (f" (n={n})" if n > 1 else ""))
+        table.add_row(i, *cells)
+    console.print(table)
+
+
+def matrix_from_store(spec: StudySpec) -> PairMatrix | None:
+    """The matrix from every pair run recorded so far (for ``sweeps status``), or None."""
+    if spec.embedded and not (spec.workdir_path / "mlflow.db").exists():
+        return None
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(spec.tracking)
+    experiment = client.get_experiment_by_name(spec.name)
+    if experiment is None:
+        return None
+    matrix = pair_matrix(spec.task_names, pair_runs(client, experiment.experiment_id))
+    return matrix if matrix.covered else None
