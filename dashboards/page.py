@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from dashboards.load import StudyRecord, load_study
 
 NEGATIVE, POSITIVE, NEUTRAL = "#d62728", "#2ca02c", "#444444"
+NOISE = "#e8a5a5"  # a loss whose 95% interval over seeds holds zero
 SHOWN_PARAMS = ("training.schedule", "training.weighting", "model.hidden_size", "training.lr")
 
 
@@ -71,10 +72,21 @@ def fig_leaderboard(record: StudyRecord) -> go.Figure:
     header += [f"Δ {c.split('/', 1)[1]} %" for c in delta_cols]
     values = [df["number"].astype(str), df["state"], df["tasks"]]
     values += [df[f"param:{p}"].fillna("").map(_short) for p in params]
-    numeric = [df["delta_m"], df["valid_delta_m"], *[df[c] for c in delta_cols]]
+    numeric = [df["delta_m"], df["valid_delta_m"]]
     values += [col.map(_pct) for col in numeric]
     neutral = [[NEUTRAL] * len(df)] * (3 + len(params))
     colours = neutral + [col.map(_colour).tolist() for col in numeric]
+    for c in delta_cols:  # with several seeds: ± the 95% interval, * where it excludes zero
+        ci, sig = df.get(f"{c}_ci95"), df.get(f"{c}_significant")
+        texts, tints = [], []
+        for k in range(len(df)):
+            value = df[c].iloc[k]
+            half = None if ci is None else ci.iloc[k]
+            flag = None if sig is None else sig.iloc[k]
+            texts.append(_pct(value) + _interval(half, flag))
+            tints.append(_colour(value, flag))
+        values.append(texts)
+        colours.append(tints)
     figure = go.Figure(
         go.Table(
             header={
@@ -92,7 +104,8 @@ def fig_leaderboard(record: StudyRecord) -> go.Figure:
         )
     )
     figure.update_layout(
-        title="Trials, best Δm first (Δ per task against its single-task baseline; red = negative transfer)",
+        title="Trials, best Δm first (Δ per task against its single-task baseline; red = negative "
+        "transfer; with several seeds ±95% interval, * = the interval excludes 0, pale = within noise)",
         height=min(900, 140 + 26 * len(df)),
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
     )
@@ -108,18 +121,34 @@ def fig_task_deltas(record: StudyRecord) -> go.Figure:
         if column not in df:
             continue
         rows = df[df[column].notna()]
-        # two traces in one slot (offsetgroup): gains in the task's colour, losses in red
-        for gains, colour in ((True, _TASK_COLOURS[index % len(_TASK_COLOURS)]), (False, NEGATIVE)):
-            part = rows[(rows[column] >= 0) == gains]
+        significant = rows.get(f"{column}_significant")
+        noise = (
+            (significant == 0) if significant is not None else pd.Series(False, index=rows.index)
+        )
+        # traces in one slot (offsetgroup): gains in the task's colour, losses in red; with
+        # several seeds, losses whose 95% interval holds zero in pale red (noise, not transfer)
+        kinds = (
+            ("gain", rows[column] >= 0, _TASK_COLOURS[index % len(_TASK_COLOURS)]),
+            ("loss", (rows[column] < 0) & ~noise, NEGATIVE),
+            ("loss within noise", (rows[column] < 0) & noise, NOISE),
+        )
+        for kind, mask, colour in kinds:
+            part = rows[mask]
+            if kind != "gain" and part.empty:
+                continue
+            ci = part.get(f"{column}_ci95")
             figure.add_bar(
-                name=task,
+                name=task if kind == "gain" else f"{task}: {kind}",
                 x=[f"trial {n}" for n in part["number"]],
                 y=part[column],
+                error_y=None
+                if ci is None
+                else {"type": "data", "array": ci.fillna(0).tolist(), "visible": True},
                 marker={"color": colour, "line": {"color": "#333333", "width": 0.5}},
                 offsetgroup=task,
                 legendgroup=task,
-                showlegend=gains,
-                hovertemplate=f"{task}<br>%{{x}}<br>Δ %{{y:+.2f}}%<extra></extra>",
+                showlegend=kind != "loss",
+                hovertemplate=f"{task} ({kind})<br>%{{x}}<br>Δ %{{y:+.2f}}%<extra></extra>",
             )
     order = [f"trial {n}" for n in df["number"]]
     figure.update_xaxes(type="category", categoryorder="array", categoryarray=order)
@@ -146,12 +175,22 @@ def _header(record: StudyRecord) -> str:
     else:
         top = complete.loc[complete["delta_m"].idxmax()]
         best = f"best trial {int(top['number'])}: Δm {top['delta_m']:+.2f}% on {html.escape(top['tasks'])}"
-    negative = sum(
-        int((record.complete[c] < 0).sum()) for c in record.complete if c.startswith("delta/")
+    columns = [f"delta/{t}" for t in record.tasks if f"delta/{t}" in record.complete]
+    negative = sum(int((record.complete[c] < 0).sum()) for c in columns)
+    real = sum(
+        int(((record.complete[c] < 0) & (record.complete[f"{c}_significant"] < 0)).sum())
+        for c in columns
+        if f"{c}_significant" in record.complete
+    )
+    tested = any(f"{c}_significant" in record.complete for c in columns)
+    verdict = (
+        f" ({real} significant at 95% over seeds, {negative - real} within noise)"
+        if tested
+        else " (one seed per trial: set training.seeds to tell real ones from noise)"
     )
     return (
         f"<h1>Study {name}</h1>\n<p>{len(record.trials)} trials ({states}); {best}; "
-        f"{negative} task result(s) with negative transfer.</p>"
+        f"{negative} task result(s) with negative transfer{verdict if negative else ''}.</p>"
     )
 
 
@@ -167,10 +206,19 @@ def _pct(value) -> str:
     return "" if value is None or pd.isna(value) else f"{value:+.2f}"
 
 
-def _colour(value) -> str:
+def _colour(value, significant=None) -> str:
     if value is None or pd.isna(value):
         return NEUTRAL
+    if significant is not None and not pd.isna(significant) and significant == 0:
+        return NOISE if value < 0 else NEUTRAL
     return NEGATIVE if value < 0 else POSITIVE
+
+
+def _interval(half, significant) -> str:
+    if half is None or pd.isna(half):
+        return ""
+    star = "*" if significant is not None and not pd.isna(significant) and significant else ""
+    return f" ±{half:.2f}{star}"
 
 
 def _short(value) -> str:

@@ -44,6 +44,8 @@ class TrainConfig:
     weights: dict[str, float] = field(default_factory=dict)
     seed: int = 0
     device: str = "auto"
+    affinity_every: int = 0  # measure inter-task affinity every N steps (0: off); see affinity.py
+    diagnostics_every: int = 0  # gradient norms and task-gradient cosines every N steps (0: off)
 
 
 @dataclass
@@ -53,6 +55,9 @@ class EpochLog:
     train_loss: dict[str, float]
     valid: dict[str, dict[str, float]]
     weights: dict[str, float]
+    affinity: dict[str, dict[str, float]] | None = None  # i -> j -> mean Z(i→j) this epoch
+    grad_norm: dict[str, float] | None = None  # parameter name -> mean gradient norm
+    grad_cos: dict[str, dict[str, float]] | None = None  # i -> j (i < j) -> mean cosine
 
 
 @dataclass
@@ -64,6 +69,7 @@ class FitResult:
     test: dict[str, dict[str, float]]
     train_seconds: float
     device: str
+    model: torch.nn.Module | None = field(default=None, repr=False)
 
     def primary(self, split: str = "test") -> dict[str, float]:
         scores = self.test if split == "test" else self.valid
@@ -117,6 +123,20 @@ def fit(
     optimizer = _optimizer(config, model, device)
     sizes = {t.name: t.rows("train") for t in task_list}
     weighting = build_weighting(config.weighting, names, sizes, config.weights)
+    meter = None
+    if config.affinity_every > 0 and len(task_list) > 1:
+        from mtl_core.affinity import AffinityMeter
+
+        meter = AffinityMeter(
+            task_list, config.affinity_every, config.batch_size, config.lr, config.seed, device
+        )
+    gauge = None
+    if config.diagnostics_every > 0:
+        from mtl_core.diagnostics import GradientMeter
+
+        gauge = GradientMeter(
+            task_list, config.diagnostics_every, config.batch_size, config.seed, device
+        )
     for cb in callbacks:
         cb.on_train_start(names, config)
 
@@ -144,14 +164,24 @@ def fit(
                 )
             optimizer.zero_grad(set_to_none=True)
             total.backward()
+            if gauge is not None:
+                gauge.after_backward(step_no, model)
             optimizer.step()
+            if gauge is not None:
+                gauge.after_step(step_no, model)
             for name, rows in step:
                 loss_sum[name] += losses[name].item() * len(rows)
                 loss_rows[name] += len(rows)
+            if meter is not None:
+                meter.step(step_no, model)
         valid = evaluate(model, task_list, "valid", device)
         train_loss = {t: loss_sum[t] / max(1, loss_rows[t]) for t in names}
         weighting.end_epoch(epoch, train_loss, {t: valid[t][by_name[t].spec.metric] for t in names})
-        log = EpochLog(epoch, config.epochs, train_loss, valid, weights_used)
+        affinity = meter.epoch_mean() if meter is not None else None
+        norms, cosines = gauge.epoch_means() if gauge is not None else (None, None)
+        log = EpochLog(
+            epoch, config.epochs, train_loss, valid, weights_used, affinity, norms, cosines
+        )
         history.append(log)
         for cb in callbacks:
             cb.on_epoch_end(log)
@@ -166,6 +196,7 @@ def fit(
         test,
         seconds,
         str(device),
+        model,
     )
 
 

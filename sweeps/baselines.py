@@ -31,7 +31,15 @@ from sweeps.spec import StudySpec
 from sweeps.study_data import StudyData
 from sweeps.tracking import Tracker
 
-IGNORED_TRAINING = {"schedule", "weighting", "weights", "seeds", "device"}
+IGNORED_TRAINING = {
+    "schedule",
+    "weighting",
+    "weights",
+    "seeds",
+    "device",
+    "affinity_every",
+    "diagnostics_every",
+}
 WAIT_POLL_S = 1.0
 
 
@@ -263,6 +271,7 @@ class Baselines:
 
         single = config.train_config(seed)
         single.schedule, single.weighting, single.weights = "round_robin", "equal", {}
+        single.affinity_every = single.diagnostics_every = 0  # trial-only measurements
         started = time.perf_counter()
         try:
             result = fit(self.data.subset([task]), single, on_train)

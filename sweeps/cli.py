@@ -280,6 +280,32 @@ def transfer(
 
 
 @app.command()
+def groups(
+    study: StudyPath,
+    budget: Annotated[int, typer.Option(help="at most this many networks")] = 2,
+    source: Annotated[
+        str,
+        typer.Option(help="`pairs`: the pair transfer matrix; `affinity`: measured affinities"),
+    ] = "pairs",
+) -> None:
+    """Recommend which tasks should share a network, under a budget of networks."""
+
+    def body() -> int:
+        from sweeps.errors import StudyError
+
+        if source not in ("pairs", "affinity"):
+            raise StudyError(f"--source: {source!r}; use pairs or affinity")
+        from sweeps.groups import run_groups
+        from sweeps.plan import _console
+
+        spec, _ = _load(study, with_data=False)
+        run_groups(spec, budget, source, _console())
+        return 0
+
+    _guard(body)
+
+
+@app.command()
 def server(
     backend_store_uri: Annotated[
         str,

@@ -115,6 +115,7 @@ def print_status(spec: StudySpec, console: Console | None = None) -> None:
         "tasks",
         "valid Δm %",
         "test Δm %",
+        "Δ per task % (test)",
         *(["Pareto"] if spec.search.multi_objective else []),
         *searched,
         "note",
@@ -143,11 +144,21 @@ def print_status(spec: StudySpec, console: Console | None = None) -> None:
             tasks,
             f"{valid:+.2f}" if valid is not None else "",
             f"{delta_m:+.2f}" if delta_m is not None else "",
+            _per_task(t.user_attrs),
             *(["yes" if t.number in front else ""] if spec.search.multi_objective else []),
             *shown,
             note,
         )
     console.print(table)
+    if any(t.user_attrs.get("significant") for t in study.trials):
+        console.print(
+            "negative Δ marked `real`: its 95% interval over the seeds excludes zero; "
+            "`noise`: it does not (see README, Seeds and significance)"
+        )
+    elif spec.training.seeds == 1:
+        console.print(
+            "one seed per trial: a negative Δ may be noise; set training.seeds (e.g. 3) to test it"
+        )
     if hidden:
         console.print(
             f"({hidden} surplus trial(s) started by a worker after the target was met, not shown)"
@@ -177,6 +188,19 @@ def print_status(spec: StudySpec, console: Console | None = None) -> None:
         best = study.trials[number]
         deltas = ", ".join(f"{k} {v:+.2f}%" for k, v in best.user_attrs.get("deltas", {}).items())
         console.print(f"best: trial {number}, validation Δm {value:+.2f}% ({deltas})")
+
+
+def _per_task(attrs: dict) -> str:
+    """Each task's test Δ; with several seeds, a negative one is marked `real` when its 95%
+    interval excludes zero and `noise` when it does not."""
+    deltas, significant = attrs.get("deltas", {}), attrs.get("significant", {})
+    parts = []
+    for task, value in sorted(deltas.items()):
+        mark = ""
+        if value < 0 and task in significant:
+            mark = " real" if significant[task] < 0 else " noise"
+        parts.append(f"{task} {value:+.1f}{mark}")
+    return ", ".join(parts)
 
 
 def _was_retried(study, trial) -> bool:

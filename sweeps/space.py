@@ -31,7 +31,13 @@ if TYPE_CHECKING:
     from mtl_core.train import TrainConfig
 
 SECTIONS: dict[str, type[BaseModel]] = {"model": ModelConfig, "training": TrainingConfig}
-NOT_SEARCHABLE = {"training.weights", "training.seeds", "training.device"}
+NOT_SEARCHABLE = {
+    "training.weights",
+    "training.seeds",
+    "training.device",
+    "training.affinity_every",
+    "training.diagnostics_every",
+}
 
 
 @dataclass

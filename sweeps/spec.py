@@ -135,6 +135,8 @@ class TrainingConfig(Strict):
     weights: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
     seeds: Annotated[int, Field(ge=1, le=100)] = 1
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    affinity_every: Annotated[int, Field(ge=0, le=100_000)] = 0  # 0: off
+    diagnostics_every: Annotated[int, Field(ge=0, le=100_000)] = 0  # 0: off
 
 
 class BaselinesConfig(Strict):

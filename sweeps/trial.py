@@ -119,6 +119,23 @@ def _epoch_metrics(logs: list[EpochLog], values: list[float]) -> list[tuple[str,
         (f"train/{t}/loss", mean(log.train_loss[t] for log in logs), e) for t in first.train_loss
     ]
     out += [(f"weight/{t}", mean(log.weights[t] for log in logs), e) for t in first.weights]
+    norms = [log.grad_norm for log in logs if log.grad_norm]
+    if norms:
+        out += [(f"grad_norm/{k}", mean(n[k] for n in norms), e) for k in norms[0]]
+    cosines = [log.grad_cos for log in logs if log.grad_cos]
+    if cosines:
+        out += [
+            (f"grad_cos/{i}/{j}", mean(c[i][j] for c in cosines), e)
+            for i in cosines[0]
+            for j in cosines[0][i]
+        ]
+    measured = [log.affinity for log in logs if log.affinity]
+    if measured:  # Z(i→j): how much a step on i's loss lowers j's (see mtl_core.affinity)
+        out += [
+            (f"affinity/{i}/{j}", mean(a[i][j] for a in measured), e)
+            for i in measured[0]
+            for j in measured[0][i]
+        ]
     out.append(("valid/delta_m", mean(values), e))
     return out
 
@@ -223,10 +240,26 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
             ("time/trial_s", time.perf_counter() - started, 0),
         ]
         ctx.tracker.log(run_id, metrics=metrics)
+        if config.training.diagnostics_every > 0:
+            from sweeps.trial_diagnostics import log_diagnostics
+
+            ctx.reporter.phase("diagnostics")
+            log_diagnostics(ctx.tracker, run_id, ctx.data, config, results[0], seeds[0])
+        affinity = mean_affinity(results)
+        if affinity:
+            trial.set_user_attr("affinity", affinity)
+            _log_affinity_csv(ctx.tracker, run_id, affinity)
         ctx.tracker.end_run(run_id, "FINISHED", {"mtl.state": "COMPLETE"})
         trial.set_user_attr("delta_m", summary.delta_m)
         trial.set_user_attr("valid_delta_m", summary.valid_delta_m)
         trial.set_user_attr("deltas", summary.deltas)
+        significance = {
+            name.split("/")[1].removesuffix("_significant"): value
+            for name, value, _ in summary.metrics
+            if name.startswith("delta/") and name.endswith("_significant")
+        }
+        if significance:  # +1 / -1: the 95% interval over seeds excludes zero; 0: noise
+            trial.set_user_attr("significant", significance)
         ctx.outcomes.append(
             TrialOutcome(
                 trial.number,
@@ -320,6 +353,28 @@ def _mean_curves(
         values = [_valid_delta_m(log.valid, b) for log, b in zip(logs, baselines, strict=True)]
         out += _epoch_metrics(logs, values)
     return out
+
+
+def mean_affinity(results: list[FitResult]) -> dict[str, dict[str, float]] | None:
+    """Z(i→j) averaged over every measured epoch of every seed."""
+    measured = [log.affinity for r in results for log in r.history if log.affinity]
+    if not measured:
+        return None
+    first = measured[0]
+    return {i: {j: statistics.fmean(a[i][j] for a in measured) for j in first[i]} for i in first}
+
+
+def _log_affinity_csv(tracker: Tracker, run_id: str, affinity: dict) -> None:
+    import tempfile
+    from pathlib import Path
+
+    tasks = list(affinity)
+    lines = ["from," + ",".join(tasks)]  # row: the task stepped on; column: the task measured
+    lines += [f"{i}," + ",".join(f"{affinity[i][j]:.6g}" for j in tasks) for i in tasks]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "affinity.csv"
+        path.write_text("\n".join(lines) + "\n")
+        tracker.log_artifact(run_id, path)
 
 
 def _t975(dof: int) -> float:

@@ -55,6 +55,7 @@ def tune(
         config = sample(trial, narrowed)
         single = config.train_config(spec.seed)
         single.schedule, single.weighting, single.weights = "round_robin", "equal", {}
+        single.affinity_every = single.diagnostics_every = 0
         try:
             result = fit(data.subset([task]), single, on_train)
         except Exception as exc:  # a setting that cannot train loses; the tuning goes on

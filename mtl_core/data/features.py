@@ -76,6 +76,16 @@ class FeatureSpace:
             digest.update(np.float64([b.mean, b.std]).tobytes())
         return digest.hexdigest()[:16]
 
+    def feature_names(self) -> list[str]:
+        """One name per input column of the space: ``column:word`` for text, else the column."""
+        names: list[str] = []
+        for b in self.blocks:
+            if b.words:
+                names += [f"{b.column}:{w}" for w in b.words]
+            else:
+                names += [b.column] * b.width
+        return names
+
     def describe(self) -> list[str]:
         out = []
         for b in self.blocks:

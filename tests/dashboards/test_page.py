@@ -102,7 +102,7 @@ def test_negative_bars_are_red(store):
     colour_of = {}  # (task, trial) -> bar colour
     for trace in fig.data:
         for x in trace.x:
-            colour_of[(trace.name, x)] = trace.marker.color
+            colour_of[(trace.legendgroup, x)] = trace.marker.color
     assert colour_of[("amazon", "trial 1")] == NEGATIVE  # Δ -4.25
     assert colour_of[("imdb", "trial 3")] == NEGATIVE  # Δ -1.0
     assert colour_of[("amazon", "trial 3")] != NEGATIVE  # Δ +0.5
@@ -116,3 +116,42 @@ def test_empty_and_missing_studies_say_what_is_missing(store):
     assert "No trials recorded yet" in empty
     missing = build_dashboard(uri, "nope", folder / "missing.html").read_text()
     assert "No MLflow experiment named" in missing and "sweeps run" in missing
+
+
+def test_seeded_results_show_intervals_and_tell_real_negatives_from_noise(tmp_path):
+    from dashboards.load import load_study
+    from dashboards.page import NOISE, fig_leaderboard, fig_task_deltas
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("seeded", artifact_location=(tmp_path / "a").as_uri())
+    now = int(time.time() * 1000)
+    # (trial, task) -> (Δ mean, 95% half-width, significant)
+    cells = {(0, "imdb"): (-3.0, 1.0, -1), (0, "yelp"): (-1.0, 2.5, 0), (1, "imdb"): (2.0, 0.5, 1)}
+    for number in (0, 1):
+        tags = {"mtl.kind": "trial", "mtl.trial_number": str(number), "mtl.state": "COMPLETE",
+                "mtl.tasks": "imdb,yelp" if number == 0 else "imdb"}  # fmt: skip
+        run = client.create_run(exp, tags=tags).info.run_id
+        metrics = [Metric("delta_m", 0.0, now, 0)]
+        for (n, task), (mean, half, sig) in cells.items():
+            if n == number:
+                metrics += [Metric(f"delta/{task}", mean, now, 0),
+                            Metric(f"delta/{task}_ci95", half, now, 0),
+                            Metric(f"delta/{task}_significant", sig, now, 0)]  # fmt: skip
+        client.log_batch(run, metrics=metrics)
+        client.set_terminated(run)
+    record = load_study(uri, "seeded")
+    colour_of = {}
+    for trace in fig_task_deltas(record).data:
+        for x, err in zip(trace.x, trace.error_y.array, strict=True):
+            colour_of[(trace.legendgroup, x)] = (trace.marker.color, err)
+    assert colour_of[("imdb", "trial 0")] == (NEGATIVE, 1.0)  # real negative transfer
+    assert colour_of[("yelp", "trial 0")] == (NOISE, 2.5)  # within noise
+    table = fig_leaderboard(record).data[0]
+    texts = [t for column in table.cells.values for t in column]
+    assert "-3.00 ±1.00*" in texts and "-1.00 ±2.50" in texts
+    page = build_dashboard(uri, "seeded", tmp_path / "d.html").read_text()
+    assert (
+        "2 task result(s) with negative transfer (1 significant at 95% over seeds, 1 within noise)"
+        in page
+    )

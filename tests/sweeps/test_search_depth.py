@@ -190,6 +190,15 @@ def test_seeds_report_means_std_and_significance(tmp_path):
         assert m[f"baseline/{task}/f1"] == pytest.approx(mean_base)
         assert f"test/{task}/f1_std" in m
     assert "delta_m_std" in m
+    # `sweeps status` says which negative Δ are real and which are noise
+    (ot,) = _trials(spec)
+    assert set(ot.user_attrs["significant"]) == set(TWO_TASKS)
+    status = sweeps("status", str(tmp_path / "study.yaml"), cwd=tmp_path)
+    for task in TWO_TASKS:
+        value, flag = m[f"delta/{task}"], m[f"delta/{task}_significant"]
+        shown = f"{task} {value:+.1f}" + ((" real" if flag else " noise") if value < 0 else "")
+        assert shown in status.stdout
+    assert "95% interval over the seeds" in status.stdout
     client = MlflowClient(spec.tracking)
     curve = client.get_metric_history(trial.info.run_id, "valid/delta_m")
     assert [p.step for p in curve] == [1, 2]  # one mean curve, not one per seed
