@@ -15,6 +15,9 @@ class StudyRecord:
     found: bool  # the experiment exists
     trials: pd.DataFrame
     tasks: list[str] = field(default_factory=list)
+    pair_runs: list = field(default_factory=list, repr=False)  # trial + transfer runs (finished)
+    tracking_uri: str = ""
+    experiment_id: str = ""
 
     @property
     def complete(self) -> pd.DataFrame:
@@ -27,19 +30,35 @@ def load_study(tracking_uri: str, experiment_name: str) -> StudyRecord:
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
-        return StudyRecord(experiment_name, False, _frame([]))
+        return StudyRecord(experiment_name, False, _frame([]), tracking_uri=tracking_uri)
+    runs = _search(client, experiment.experiment_id, TRIAL_FILTER)
+    transfer = _search(
+        client,
+        experiment.experiment_id,
+        "tags.`mtl.kind` = 'transfer' and attributes.status = 'FINISHED'",
+    )
+    rows = [_row(run) for run in runs]
+    tasks = sorted({t for row in rows for t in row["tasks"].split(",") if t})
+    finished = [r for r in runs if r.info.status == "FINISHED"] + transfer
+    return StudyRecord(
+        experiment_name,
+        True,
+        _frame(rows),
+        tasks,
+        finished,
+        tracking_uri,
+        experiment.experiment_id,
+    )
+
+
+def _search(client, experiment_id: str, query: str) -> list:
     runs, token = [], None
     while True:
-        page = client.search_runs(
-            [experiment.experiment_id], TRIAL_FILTER, max_results=1000, page_token=token
-        )
+        page = client.search_runs([experiment_id], query, max_results=1000, page_token=token)
         runs.extend(page)
         token = page.token
         if not token:
-            break
-    rows = [_row(run) for run in runs]
-    tasks = sorted({t for row in rows for t in row["tasks"].split(",") if t})
-    return StudyRecord(experiment_name, True, _frame(rows), tasks)
+            return runs
 
 
 def load_trials(tracking_uri: str, experiment_name: str) -> pd.DataFrame:
@@ -59,9 +78,15 @@ def _row(run) -> dict:
         else None,
         "trial_s": metrics.get("time/trial_s"),
         "error": tags.get("mtl.error", ""),
+        "pareto": tags.get("mtl.pareto") == "true",
+        "baseline_runs": {
+            k.removeprefix("mtl.baseline_run."): v
+            for k, v in tags.items()
+            if k.startswith("mtl.baseline_run.")
+        },
     }
     row.update({f"param:{k}": v for k, v in params.items()})
-    row.update({k: v for k, v in metrics.items() if k.startswith("delta/")})
+    row.update({k: v for k, v in metrics.items() if k.startswith(("delta/", "affinity/"))})
     return row
 
 

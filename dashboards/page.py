@@ -18,10 +18,12 @@ NOISE = "#e8a5a5"  # a loss whose 95% interval over seeds holds zero
 SHOWN_PARAMS = ("training.schedule", "training.weighting", "model.hidden_size", "training.lr")
 
 
-def build_dashboard(tracking_uri: str, experiment_name: str, out_path: str | Path) -> Path:
+def build_dashboard(
+    tracking_uri: str, experiment_name: str, out_path: str | Path, refresh_s: int | None = None
+) -> Path:
     """Write the dashboard of one study to ``out_path`` (atomically) and return the path."""
     record = load_study(tracking_uri, experiment_name)
-    page = render(record)
+    page = render(record, refresh_s)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".dashboard-", suffix=".html", dir=out.parent)
@@ -32,8 +34,26 @@ def build_dashboard(tracking_uri: str, experiment_name: str, out_path: str | Pat
     return out
 
 
-def render(record: StudyRecord) -> str:
+MISSING = {
+    "fig_transfer_matrix": "Pair transfer matrix: no run trained exactly two tasks yet "
+    "(run `sweeps transfer STUDY.yaml`).",
+    "fig_affinity": "Affinity matrix: no trial measured affinities "
+    "(set `training.affinity_every`, e.g. 10).",
+    "fig_pareto": "Pareto front: not a multi-objective study (`search.objective: per_task`).",
+    "fig_schedule_weighting": "Schedule × weighting: the study did not vary them.",
+    "fig_hidden_size": "Hidden size: the study did not vary it.",
+    "fig_history": "Optimisation history: no complete trial with a validation Δm yet.",
+    "fig_importances": "Parameter importances: need three complete trials and a searched setting.",
+    "fig_learning_curves": "Learning curves: no complete trial with recorded curves.",
+    "fig_seed_spread": "Spread across seeds: every trial ran one seed (`training.seeds`).",
+}
+
+
+def render(record: StudyRecord, refresh_s: int | None = None) -> str:
+    """The page. ``refresh_s``: reload itself that often (for ``sweeps dashboard --serve``)."""
     from plotly.offline import get_plotlyjs
+
+    from dashboards import figures
 
     sections = [_header(record)]
     complete = record.complete
@@ -48,17 +68,78 @@ def render(record: StudyRecord) -> str:
             sections.append(
                 _note("No completed trials yet: the pruned and failed ones are listed below.")
             )
-        sections.append(_figure(fig_leaderboard(record)))
+        sections.append(leaderboard_html(record))
         if not complete.empty:
             sections.append(_figure(fig_task_deltas(record)))
+            for name, text in MISSING.items():
+                figure = getattr(figures, name)(record)
+                sections.append(_figure(figure) if figure is not None else _note(text))
     body = "\n".join(sections)
     title = html.escape(f"mtl-sweeps · {record.name}")
+    meta = f"<meta http-equiv='refresh' content='{int(refresh_s)}'>\n" if refresh_s else ""
     return (
         "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
-        f"<title>{title}</title>\n<style>{_CSS}</style>\n"
-        f"<script type='text/javascript'>{get_plotlyjs()}</script>\n</head>\n"
+        f"{meta}<title>{title}</title>\n<style>{_CSS}</style>\n"
+        f"<script type='text/javascript'>{get_plotlyjs()}</script>\n"
+        f"<script type='text/javascript'>{_SORT_JS}</script>\n</head>\n"
         f"<body>\n{body}\n</body>\n</html>\n"
     )
+
+
+def leaderboard_html(record: StudyRecord) -> str:
+    """The leaderboard as an HTML table that sorts by any column on a click on its header."""
+    table = fig_leaderboard(record).data[0]
+    header = list(table.header.values)
+    columns = [list(c) for c in table.cells.values]
+    colours = [
+        list(c) if isinstance(c, list | tuple) else [c] * len(columns[0])
+        for c in table.cells.font.color
+    ]
+    head = "".join(
+        f"<th onclick='sortTable(this)' title='sort'>{html.escape(str(h))}</th>" for h in header
+    )
+    rows = []
+    for r in range(len(columns[0]) if columns else 0):
+        cells = "".join(
+            f"<td style='color:{colours[c][r]}'>{html.escape(str(columns[c][r]))}</td>"
+            for c in range(len(columns))
+        )
+        rows.append(f"<tr>{cells}</tr>")
+    title = html.escape(table_title(record))
+    return (
+        f"<section><h2>{title}</h2><table class='leaderboard'><thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></section>"
+    )
+
+
+def table_title(record: StudyRecord) -> str:
+    return (
+        "Trials, best Δm first (click a header to sort; Δ per task against its single-task "
+        "baseline; red = negative transfer; with several seeds ±95% interval, * = the interval "
+        "excludes 0, pale = within noise)"
+    )
+
+
+_SORT_JS = """
+function sortTable(th) {
+  const table = th.closest('table'), body = table.tBodies[0];
+  const index = Array.from(th.parentNode.children).indexOf(th);
+  const asc = th.dataset.order !== 'asc';
+  th.parentNode.querySelectorAll('th').forEach(h => delete h.dataset.order);
+  th.dataset.order = asc ? 'asc' : 'desc';
+  const key = cell => {
+    const text = cell.textContent.trim(), number = parseFloat(text.replace('±', ' '));
+    return isNaN(number) ? text : number;
+  };
+  const rows = Array.from(body.rows).sort((a, b) => {
+    const x = key(a.cells[index]), y = key(b.cells[index]);
+    if (x === y) return 0;
+    if (typeof x === 'number' && typeof y === 'number') return asc ? x - y : y - x;
+    return asc ? String(x).localeCompare(String(y)) : String(y).localeCompare(String(x));
+  });
+  rows.forEach(row => body.appendChild(row));
+}
+"""
 
 
 def fig_leaderboard(record: StudyRecord) -> go.Figure:
@@ -241,6 +322,9 @@ _TASK_COLOURS = [
 ]
 _CSS = (
     "body{font-family:system-ui,sans-serif;margin:24px;color:#222}"
-    "h1{font-size:22px;margin:0 0 6px}section{margin:18px 0}"
+    "h1{font-size:22px;margin:0 0 6px}section{margin:18px 0}h2{font-size:16px}"
+    "table.leaderboard{border-collapse:collapse;font-size:13px}"
+    "table.leaderboard th{background:#eee;cursor:pointer;text-align:left;padding:4px 8px}"
+    "table.leaderboard td{padding:3px 8px;border-bottom:1px solid #eee}"
     ".note{background:#fff8e1;border-left:4px solid #f0b400;padding:8px 12px}"
 )

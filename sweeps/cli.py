@@ -201,6 +201,11 @@ def dashboard(
     out: Annotated[
         Path | None, typer.Option(help="folder for dashboard.html (default: the workdir)")
     ] = None,
+    serve: Annotated[
+        bool, typer.Option("--serve", help="serve it on 127.0.0.1 and rebuild it as trials finish")
+    ] = False,
+    port: Annotated[int, typer.Option(help="port for --serve (0: any free one)")] = 8050,
+    refresh: Annotated[int, typer.Option(min=1, help="seconds between rebuilds with --serve")] = 10,
 ) -> None:
     """Write the Plotly comparison dashboard as one self-contained HTML file."""
 
@@ -208,6 +213,14 @@ def dashboard(
         from dashboards import build_dashboard
 
         spec, _ = _load(study, with_data=False)
+        if serve:
+            import signal
+
+            from dashboards.serve import serve_dashboard
+
+            signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop cleanly on TERM
+            folder = out or spec.workdir_path
+            return serve_dashboard(spec.tracking, spec.name, folder, "127.0.0.1", port, refresh)
         path = build_dashboard(
             spec.tracking, spec.name, (out or spec.workdir_path) / "dashboard.html"
         )

@@ -1,0 +1,308 @@
+"""The analysis figures of the dashboard, each from the MLflow record alone (``StudyRecord``);
+each returns None when the study holds nothing it can show (the page then says so)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboards.load import StudyRecord
+
+DIVERGING = [[0.0, "#d62728"], [0.5, "#f7f7f7"], [1.0, "#2ca02c"]]
+LAYOUT = {"margin": {"l": 60, "r": 20, "t": 50, "b": 50}, "height": 420}
+
+
+def fig_transfer_matrix(record: StudyRecord) -> go.Figure | None:
+    """Δ of the row's task trained with the column's alone (pair trials and transfer runs)."""
+    from sweeps.transfer_matrix import pair_matrix
+
+    if len(record.tasks) < 2:
+        return None
+    matrix = pair_matrix(record.tasks, record.pair_runs)
+    if not matrix.covered:
+        return None
+    z = [[matrix.mean(i, j) for j in record.tasks] for i in record.tasks]
+    text = [["" if v is None else f"{v:+.2f}" for v in row] for row in z]
+    return _heatmap(
+        z,
+        record.tasks,
+        record.tasks,
+        text,
+        "Pair transfer matrix: Δ % of the row's task trained with the column's alone",
+        "with",
+        "task",
+    )
+
+
+def fig_affinity(record: StudyRecord) -> go.Figure | None:
+    """Mean final-epoch inter-task affinity Z(row→column) over the trials that measured it."""
+    tasks = record.tasks
+    columns = {(i, j): f"affinity/{i}/{j}" for i in tasks for j in tasks}
+    df = record.complete
+    if not any(c in df for c in columns.values()):
+        return None
+    z = [
+        [
+            float(df[columns[i, j]].mean())
+            if columns[i, j] in df and df[columns[i, j]].notna().any()
+            else None
+            for j in tasks
+        ]
+        for i in tasks
+    ]
+    text = [["" if v is None else f"{v:.2e}" for v in row] for row in z]
+    return _heatmap(
+        z, tasks, tasks, text, "Inter-task affinity Z(row → column): a step on the row's loss "
+        "lowers the column's", "measured task", "task stepped on",
+    )  # fmt: skip
+
+
+def fig_pareto(record: StudyRecord) -> go.Figure | None:
+    """Each task's Δ for every complete trial; the Pareto front (``mtl.pareto``) highlighted."""
+    df = record.complete
+    if "pareto" not in df or not df["pareto"].any():
+        return None
+    cols = [f"delta/{t}" for t in record.tasks if f"delta/{t}" in df]
+    df = df.dropna(subset=cols)
+    if len(cols) == 2:
+        figure = go.Figure()
+        for front, colour, name in (
+            (False, "#bbbbbb", "other trials"),
+            (True, "#1f77b4", "Pareto front"),
+        ):
+            part = df[df["pareto"] == front].sort_values(cols[0])
+            figure.add_scatter(
+                x=part[cols[0]], y=part[cols[1]], mode="markers+lines" if front else "markers",
+                name=name, marker={"color": colour, "size": 10},
+                text=[f"trial {n}" for n in part["number"]],
+                hovertemplate="%{text}<br>%{x:+.2f}, %{y:+.2f}<extra></extra>",
+            )  # fmt: skip
+        figure.update_layout(
+            title="Pareto front across tasks (test Δ %)",
+            xaxis_title=f"Δ {cols[0][6:]} %", yaxis_title=f"Δ {cols[1][6:]} %", **LAYOUT,
+        )  # fmt: skip
+        return figure
+    dims = [{"label": f"Δ {c[6:]} %", "values": df[c]} for c in cols]
+    figure = go.Figure(
+        go.Parcoords(
+            line={
+                "color": df["pareto"].astype(int),
+                "colorscale": [[0, "#bbbbbb"], [1, "#1f77b4"]],
+            },
+            dimensions=dims,
+        )
+    )
+    figure.update_layout(title="Pareto front across tasks (blue: on the front)", **LAYOUT)
+    return figure
+
+
+def fig_schedule_weighting(record: StudyRecord) -> go.Figure | None:
+    df = record.complete.dropna(subset=["delta_m"])
+    a, b = "param:training.schedule", "param:training.weighting"
+    if df.empty or a not in df or b not in df:
+        return None
+    if df[a].nunique() * df[b].nunique() < 2:
+        return None
+    table = df.pivot_table(index=a, columns=b, values="delta_m", aggfunc="mean")
+    counts = df.pivot_table(index=a, columns=b, values="delta_m", aggfunc="count")
+    z = table.to_numpy().tolist()
+    text = [
+        ["" if pd.isna(v) else f"{v:+.2f} (n={int(counts.iloc[r, c])})" for c, v in enumerate(row)]
+        for r, row in enumerate(z)
+    ]
+    z = [[None if pd.isna(v) else v for v in row] for row in z]
+    return _heatmap(
+        z, list(table.columns), list(table.index), text,
+        "Mean test Δm % by schedule × weighting", "weighting", "schedule",
+    )  # fmt: skip
+
+
+def fig_hidden_size(record: StudyRecord) -> go.Figure | None:
+    df = record.complete.dropna(subset=["delta_m"])
+    column = "param:model.hidden_size"
+    if df.empty or column not in df:
+        return None
+    x = pd.to_numeric(df[column], errors="coerce")
+    if x.nunique() < 2:
+        return None
+    figure = go.Figure()
+    figure.add_scatter(
+        x=x, y=df["delta_m"], mode="markers", name="trials",
+        text=[f"trial {n}: {t}" for n, t in zip(df["number"], df["tasks"], strict=True)],
+        hovertemplate="%{text}<br>hidden %{x}<br>Δm %{y:+.2f}%<extra></extra>",
+    )  # fmt: skip
+    slope, intercept = np.polyfit(np.log(x), df["delta_m"], 1)  # trend on a log scale
+    grid = np.geomspace(x.min(), x.max(), 50)
+    figure.add_scatter(
+        x=grid,
+        y=slope * np.log(grid) + intercept,
+        mode="lines",
+        name="trend (least squares on log size)",
+    )
+    figure.update_layout(
+        title="Test Δm % by hidden size", xaxis={"type": "log", "title": "model.hidden_size"},
+        yaxis_title="Δm %", **LAYOUT,
+    )  # fmt: skip
+    return figure
+
+
+def fig_history(record: StudyRecord) -> go.Figure | None:
+    df = record.complete.dropna(subset=["valid_delta_m"]).sort_values("number")
+    if df.empty:
+        return None
+    figure = go.Figure()
+    figure.add_scatter(x=df["number"], y=df["valid_delta_m"], mode="markers", name="trial")
+    figure.add_scatter(
+        x=df["number"],
+        y=df["valid_delta_m"].cummax(),
+        mode="lines",
+        name="best so far",
+        line={"shape": "hv"},
+    )
+    figure.update_layout(
+        title="Optimisation history: validation Δm % (the objective)",
+        xaxis_title="trial", yaxis_title="validation Δm %", **LAYOUT,
+    )  # fmt: skip
+    return figure
+
+
+def fig_importances(record: StudyRecord) -> go.Figure | None:
+    """Optuna's parameter importances (fANOVA, 16 trees of depth 16 rather than 64 and 64: a
+    1,000-trial study builds in seconds), on a study rebuilt in memory from MLflow."""
+    import optuna
+
+    df = record.complete.dropna(subset=["valid_delta_m"])
+    params = [c for c in df if c.startswith("param:") and df[c].nunique() > 1]
+    if len(df) < 3 or not params:
+        return None
+    distributions = {}
+    for c in params:
+        numeric = pd.to_numeric(df[c], errors="coerce")
+        if numeric.notna().all():
+            distributions[c[6:]] = optuna.distributions.FloatDistribution(
+                float(numeric.min()), float(numeric.max())
+            )
+        else:
+            distributions[c[6:]] = optuna.distributions.CategoricalDistribution(
+                sorted(df[c].astype(str).unique())
+            )
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(direction="maximize")
+    for _, row in df.iterrows():
+        values = {
+            name: (
+                float(row["param:" + name])
+                if isinstance(d, optuna.distributions.FloatDistribution)
+                else str(row["param:" + name])
+            )
+            for name, d in distributions.items()
+        }
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=values, distributions=distributions, value=float(row["valid_delta_m"])
+            )
+        )
+    try:
+        importances = optuna.importance.get_param_importances(
+            study,
+            evaluator=optuna.importance.FanovaImportanceEvaluator(n_trees=16, max_depth=16, seed=0),
+        )
+    except (RuntimeError, ValueError):
+        return None
+    names = list(importances)[::-1]
+    figure = go.Figure(
+        go.Bar(
+            x=[importances[n] for n in names], y=names, orientation="h", marker={"color": "#1f77b4"}
+        )
+    )
+    figure.update_layout(
+        title="Parameter importances for validation Δm (Optuna, fANOVA)",
+        xaxis_title="importance", **{**LAYOUT, "margin": {"l": 200, "r": 20, "t": 50, "b": 50}},
+    )  # fmt: skip
+    return figure
+
+
+def fig_learning_curves(record: StudyRecord, top: int = 3) -> go.Figure | None:
+    """Validation metric per epoch for the best trials' tasks, against their baselines."""
+    from mlflow.tracking import MlflowClient
+
+    df = (
+        record.complete.dropna(subset=["delta_m"]).sort_values("delta_m", ascending=False).head(top)
+    )
+    if df.empty or not record.tracking_uri:
+        return None
+    client = MlflowClient(record.tracking_uri)
+    figure = go.Figure()
+    palette = ["#1f77b4", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#ff7f0e"]
+    shown = 0
+    for _, row in df.iterrows():
+        run = client.get_run(row["run_id"])
+        for index, task in enumerate(row["tasks"].split(",")):
+            metric = next(
+                (k.split("/")[2] for k in run.data.metrics if k.startswith(f"baseline/{task}/")),
+                None,
+            )
+            if metric is None:
+                continue
+            colour = palette[index % len(palette)]
+            history = client.get_metric_history(row["run_id"], f"valid/{task}/{metric}")
+            figure.add_scatter(
+                x=[m.step for m in history], y=[m.value for m in history], mode="lines+markers",
+                name=f"trial {row['number']} · {task}", line={"color": colour},
+                legendgroup=f"{row['number']}",
+            )  # fmt: skip
+            base = (
+                row["baseline_runs"].get(task) if isinstance(row["baseline_runs"], dict) else None
+            )
+            if base:
+                history = client.get_metric_history(base, f"valid/{task}/{metric}")
+                figure.add_scatter(
+                    x=[m.step for m in history], y=[m.value for m in history], mode="lines",
+                    name=f"trial {row['number']} · {task} baseline", line={"color": colour, "dash": "dot"},
+                    legendgroup=f"{row['number']}",
+                )  # fmt: skip
+            shown += 1
+    if not shown:
+        return None
+    figure.update_layout(
+        title=f"Learning curves of the {len(df)} best trials: validation metric per epoch "
+        "(dotted: the task's single-task baseline)",
+        xaxis_title="epoch", yaxis_title="validation metric", **{**LAYOUT, "height": 480},
+    )  # fmt: skip
+    return figure
+
+
+def fig_seed_spread(record: StudyRecord) -> go.Figure | None:
+    """Each task's Δ with its standard deviation across seeds, for trials run with several."""
+    df = record.complete
+    cols = [t for t in record.tasks if f"delta/{t}_std" in df]
+    if not cols:
+        return None
+    figure = go.Figure()
+    for task in cols:
+        part = df.dropna(subset=[f"delta/{task}_std"])
+        figure.add_scatter(
+            x=[f"trial {n}" for n in part["number"]], y=part[f"delta/{task}"], mode="markers",
+            name=task, error_y={"type": "data", "array": part[f"delta/{task}_std"], "visible": True},
+        )  # fmt: skip
+    figure.update_layout(
+        title="Spread across seeds: mean Δ % ± one standard deviation", yaxis_title="Δ %", **LAYOUT
+    )
+    return figure
+
+
+def _heatmap(z, x, y, text, title, xtitle, ytitle) -> go.Figure:
+    finite = [abs(v) for row in z for v in row if v is not None and math.isfinite(v)]
+    bound = max(finite) if finite and max(finite) > 0 else 1.0
+    figure = go.Figure(
+        go.Heatmap(
+            z=z, x=x, y=y, text=text, texttemplate="%{text}", colorscale=DIVERGING,
+            zmin=-bound, zmax=bound, hoverongaps=False,
+        )
+    )  # fmt: skip
+    figure.update_layout(title=title, xaxis_title=xtitle, yaxis_title=ytitle, **LAYOUT)
+    figure.update_yaxes(autorange="reversed")
+    return figure
