@@ -175,8 +175,9 @@ def test_mlflow_server_command(compose: dict) -> None:
     assert command[:2] == ["mlflow", "server"]
     assert command[command.index("--workers") + 1] == "1"
     assert mlflow["environment"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
-    backend = _default(command[command.index("--backend-store-uri") + 1])
+    backend = _default(mlflow["environment"]["MLFLOW_BACKEND_STORE_URI"])
     assert backend == "postgresql://postgres:mtl@postgres:5432/mlflow"
+    assert "--backend-store-uri" not in command  # the password stays off the command line
     hosts = command[command.index("--allowed-hosts") + 1].split(",")
     assert {"mlflow", "mlflow:5000", "localhost:*", "127.0.0.1:*"} <= set(hosts)
     assert command[command.index("--artifacts-destination") + 1] == "/mlflow/artifacts"
