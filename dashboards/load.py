@@ -31,8 +31,8 @@ def load_study(tracking_uri: str, experiment_name: str) -> StudyRecord:
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         return StudyRecord(experiment_name, False, _frame([]), tracking_uri=tracking_uri)
-    runs = _search(client, experiment.experiment_id, TRIAL_FILTER)
-    transfer = _search(
+    runs = search_all(client, experiment.experiment_id, TRIAL_FILTER)
+    transfer = search_all(
         client,
         experiment.experiment_id,
         "tags.`mtl.kind` = 'transfer' and attributes.status = 'FINISHED'",
@@ -51,7 +51,8 @@ def load_study(tracking_uri: str, experiment_name: str) -> StudyRecord:
     )
 
 
-def _search(client, experiment_id: str, query: str) -> list:
+def search_all(client, experiment_id: str, query: str) -> list:
+    """Every run of the experiment matching ``query``, page by page."""
     runs, token = [], None
     while True:
         page = client.search_runs([experiment_id], query, max_results=1000, page_token=token)

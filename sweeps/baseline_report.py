@@ -87,10 +87,12 @@ def _recorded(spec: StudySpec) -> list:
     experiment = client.get_experiment_by_name(spec.name)
     if experiment is None:
         return []
-    return client.search_runs(
-        [experiment.experiment_id],
+    from dashboards.load import search_all
+
+    return search_all(
+        client,
+        experiment.experiment_id,
         "tags.`mtl.kind` = 'baseline' and attributes.status = 'FINISHED'",
-        max_results=5000,
     )
 
 

@@ -120,10 +120,7 @@ class Baselines:
         """The task's baseline for this trial configuration and seed: reused when known,
         else trained (in tuned mode: tuned first, when no tuning is recorded yet)."""
         seed = self.spec.seed if seed is None else seed
-        if self.spec.baselines.mode == "tuned":
-            key = _digest({"tuned": tuning_key(self.spec, self.data, task), "seed": seed})
-        else:
-            key = baseline_key(self.spec, self.data, task, config, seed)
+        key = self._key(task, config, seed)
 
         def build() -> tuple[TrialConfig, dict[str, Any]]:
             if self.spec.baselines.mode == "tuned":
@@ -166,18 +163,13 @@ class Baselines:
         return {t: out[t] for t in tasks}
 
     def _claimed_elsewhere(self, task: str, config: TrialConfig, seed: int | None) -> bool:
-        seed = self.spec.seed if seed is None else seed
-        if self.spec.baselines.mode == "tuned":
-            key = _digest({"tuned": tuning_key(self.spec, self.data, task), "seed": seed})
-        else:
-            key = baseline_key(self.spec, self.data, task, config, seed)
+        key = self._key(task, config, self.spec.seed if seed is None else seed)
         return key not in self._known and self._live_claim(key) is not None
 
-    def recorded(self) -> list[Any]:
-        """Every finished baseline run of this study's experiment."""
-        return self.tracker.search(
-            "tags.`mtl.kind` = 'baseline' and attributes.status = 'FINISHED'"
-        )
+    def _key(self, task: str, config: TrialConfig, seed: int) -> str:
+        if self.spec.baselines.mode == "tuned":
+            return _digest({"tuned": tuning_key(self.spec, self.data, task), "seed": seed})
+        return baseline_key(self.spec, self.data, task, config, seed)
 
     # --------------------------------------------------------------------------------------
 

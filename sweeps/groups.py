@@ -135,7 +135,9 @@ def run_groups(spec: StudySpec, budget: int, source: str, console: Console) -> R
         )
     if budget < 1:
         raise StudyError(f"--budget: {budget}; at least 1 network")
-    runs = _finished_runs(spec)
+    from sweeps.transfer_matrix import study_pair_runs
+
+    runs = study_pair_runs(spec)
     trained = _trained_sets(runs, tasks)
     if source == "pairs":
         pair = _pairs(spec, tasks, runs)
@@ -173,18 +175,6 @@ def run_groups(spec: StudySpec, budget: int, source: str, console: Console) -> R
     for line in rec.disagreements:
         console.print(f"disagrees: {line}")
     return rec
-
-
-def _finished_runs(spec: StudySpec) -> list:
-    if spec.embedded and not (spec.workdir_path / "mlflow.db").exists():
-        return []
-    from mlflow.tracking import MlflowClient
-
-    from sweeps.transfer_matrix import pair_runs
-
-    client = MlflowClient(spec.tracking)
-    experiment = client.get_experiment_by_name(spec.name)
-    return pair_runs(client, experiment.experiment_id) if experiment else []
 
 
 def _trained_sets(runs: list, tasks: Sequence[str]) -> dict[frozenset[str], dict[str, float]]:

@@ -215,7 +215,11 @@ class Janitor:
             closed += 1
         return closed
 
-    def tag_pareto(self) -> None:
+    def tag_pareto(self, every_run: bool = False) -> None:
+        """Set ``mtl.pareto`` where the front changed (``every_run``: on every complete trial,
+        as the study ends, since other workers may have moved the front)."""
+        if every_run:
+            self._pareto.clear()
         if not self.spec.search.multi_objective:
             return
         front = set(pareto_front(self.study))
@@ -322,8 +326,7 @@ def run_study(
         )
         if (status == "KILLED" and not worker) or (summary.finished >= target and not in_flight):
             janitor.close_dead_runs()
-            janitor._pareto.clear()
-            janitor.tag_pareto()
+            janitor.tag_pareto(every_run=True)
             if status != "KILLED":
                 summary.dashboard = _write_dashboard(spec, tracker, parent, dashboard_out)
             tracker.end_run(parent, status)

@@ -78,17 +78,26 @@ def pair_matrix(tasks: Sequence[str], runs: Iterable[Any]) -> PairMatrix:
 
 def pair_runs(client: Any, experiment_id: str) -> list[Any]:
     """Every finished trial and transfer run of the experiment."""
-    out = []
-    for kind in ("trial", "transfer"):
-        query = f"attributes.status = 'FINISHED' and tags.`mtl.kind` = '{kind}'"
-        token = None
-        while True:
-            page = client.search_runs([experiment_id], query, max_results=1000, page_token=token)
-            out.extend(page)
-            token = page.token
-            if not token:
-                break
-    return out
+    from dashboards.load import search_all
+
+    return [
+        run
+        for kind in ("trial", "transfer")
+        for run in search_all(
+            client, experiment_id, f"attributes.status = 'FINISHED' and tags.`mtl.kind` = '{kind}'"
+        )
+    ]
+
+
+def study_pair_runs(spec: StudySpec) -> list[Any]:
+    """The finished trial and transfer runs of a study ([] before its store exists)."""
+    if spec.embedded and not (spec.workdir_path / "mlflow.db").exists():
+        return []
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(spec.tracking)
+    experiment = client.get_experiment_by_name(spec.name)
+    return pair_runs(client, experiment.experiment_id) if experiment else []
 
 
 def print_matrix(matrix: PairMatrix, console: Console, title: str) -> None:
@@ -113,13 +122,5 @@ def print_matrix(matrix: PairMatrix, console: Console, title: str) -> None:
 
 def matrix_from_store(spec: StudySpec) -> PairMatrix | None:
     """The matrix from every pair run recorded so far (for ``sweeps status``), or None."""
-    if spec.embedded and not (spec.workdir_path / "mlflow.db").exists():
-        return None
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(spec.tracking)
-    experiment = client.get_experiment_by_name(spec.name)
-    if experiment is None:
-        return None
-    matrix = pair_matrix(spec.task_names, pair_runs(client, experiment.experiment_id))
+    matrix = pair_matrix(spec.task_names, study_pair_runs(spec))
     return matrix if matrix.covered else None
