@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mtl_core import transfer
+from mtl_core.data.arrays import tasks_from_arrays
 from mtl_core.data.features import FeatureSpace, TextFeatures
 from mtl_core.data.prepare import TaskData, TaskFrame, prepare_tasks
 from mtl_core.data.readers import DataError, read_table
@@ -54,5 +55,6 @@ __all__ = [
     "fit",
     "prepare_tasks",
     "read_table",
+    "tasks_from_arrays",
     "transfer",
 ]

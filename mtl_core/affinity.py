@@ -20,7 +20,7 @@ import torch
 from torch.func import functional_call
 
 from mtl_core import tasks as task_types
-from mtl_core.models.sparse_input import sparse_batch
+from mtl_core.models.sparse_input import input_batch
 
 
 def lookahead_affinity(
@@ -80,7 +80,7 @@ class AffinityMeter:
             n = task.rows("train")
             rows = self.rng.choice(n, size=min(self.batch_size, n), replace=False)
             batches[name] = (
-                sparse_batch(task.x["train"], rows).to(self.device),
+                input_batch(task.x["train"], rows).to(self.device),
                 torch.from_numpy(task.y["train"][rows]).to(self.device),
             )
         specs = {n: t.spec for n, t in self.tasks.items()}

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from mtl_core import tasks as task_types
-from mtl_core.models.sparse_input import SparseLinear, sparse_batch
+from mtl_core.models.sparse_input import SparseLinear, input_batch
 
 
 class GradientMeter:
@@ -51,7 +51,7 @@ class GradientMeter:
             for name, task in self.tasks.items():
                 n = task.rows("train")
                 rows = self.rng.choice(n, size=min(self.batch_size, n), replace=False)
-                x = sparse_batch(task.x["train"], rows).to(self.device)
+                x = input_batch(task.x["train"], rows).to(self.device)
                 y = torch.from_numpy(task.y["train"][rows]).to(self.device)
                 loss = task_types.loss(task.spec, model(x, name), y)
                 grads = torch.autograd.grad(loss, shared, allow_unused=True)
@@ -87,7 +87,7 @@ class GradientMeter:
 def feature_importance(model: torch.nn.Module) -> np.ndarray:
     """Summed absolute weight of each input feature into the first shared layer."""
     first = next(m for m in model.modules() if isinstance(m, SparseLinear | torch.nn.Linear))
-    weight = first.bag.weight if isinstance(first, SparseLinear) else first.weight.T
+    weight = first.weight if isinstance(first, SparseLinear) else first.weight.T
     return weight.detach().abs().sum(dim=1).cpu().numpy()
 
 
@@ -107,5 +107,5 @@ def cross_task_scores(
     """``data``'s rows on ``split`` through ``head``'s head, scored against ``data``'s labels."""
     model.eval()
     with torch.no_grad():
-        logits = model(sparse_batch(data.x[split]).to(device), head)
+        logits = model(input_batch(data.x[split]).to(device), head)
     return task_types.score(head_spec, data.y[split], task_types.predict(head_spec, logits))

@@ -7,6 +7,7 @@ its exception reaches the caller unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,9 +17,17 @@ import torch
 
 from mtl_core import tasks as task_types
 from mtl_core.data.prepare import TaskData
+from mtl_core.distill import soft_loss
+from mtl_core.gradients import GradientMethod
+from mtl_core.methods import (
+    GRADIENT_METHODS,
+    SINGLE_TASK_TRAINING,
+    combination_problems,
+    single_task_model,
+)
 from mtl_core.models import build_model
-from mtl_core.models.sparse_input import sparse_batch
-from mtl_core.schedules import schedule_steps
+from mtl_core.models.sparse_input import SparseLinear, input_batch
+from mtl_core.schedules import schedule_steps, total_epochs
 from mtl_core.weighting import build_weighting
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -30,22 +39,42 @@ class TrainConfig:
     """Everything that fixes one training run (plain values; no Optuna or YAML inside)."""
 
     architecture: str = "hard_sharing"
+    trunk: str = "auto"  # auto | mlp | conv
     hidden_size: int = 200
     depth: int = 1
     activation: str = "sigmoid"
     dropout: float = 0.0
+    experts: int = 4  # mmoe
+    sharing_penalty: float = 0.01  # soft_sharing
     epochs: int = 6
     batch_size: int = 64
     optimizer: str = "adam"
     lr: float = 0.001
     weight_decay: float = 0.0
     schedule: str = "round_robin"
-    weighting: str = "equal"
+    temperature: float = 2.0  # the temperature schedule's T
+    optimizer_per_task: bool = False  # one optimiser per task (graph-style alternate training)
+    weighting: str = "equal"  # a loss weighting or a gradient method (mtl_core.methods)
     weights: dict[str, float] = field(default_factory=dict)
+    gradients: str = "parameters"  # gradient methods: parameters (exact) | features
+    gradnorm_alpha: float = 1.5
+    distill: float = 0.0  # weight of the teachers' soft targets (0: off)
+    distill_temperature: float = 2.0
     seed: int = 0
     device: str = "auto"
     affinity_every: int = 0  # measure inter-task affinity every N steps (0: off); see affinity.py
     diagnostics_every: int = 0  # gradient norms and task-gradient cosines every N steps (0: off)
+
+
+def single_task_config(config: TrainConfig) -> TrainConfig:
+    """The single-task counterpart of a multi-task configuration: the same trunk, width,
+    depth and optimiser; no schedule, weighting or distillation. Soft sharing and cross-stitch
+    with one task are one tower, i.e. hard sharing, and train as such."""
+    return dataclasses.replace(
+        config,
+        **SINGLE_TASK_TRAINING,
+        **single_task_model({"architecture": config.architecture}),
+    )
 
 
 @dataclass
@@ -102,27 +131,71 @@ def fit(
     tasks: Sequence[TaskData] | Mapping[str, TaskData],
     config: TrainConfig,
     callbacks: Sequence[Callback] = (),
+    teachers: Mapping[str, np.ndarray] | None = None,
 ) -> FitResult:
+    """Train one model on ``tasks``. ``teachers``: per task, a teacher's logits for every
+    training row (``mtl_core.distill.teacher_logits``), used when ``config.distill > 0``."""
     task_list = list(tasks.values()) if isinstance(tasks, Mapping) else list(tasks)
     if not task_list:
         raise ValueError("fit needs at least one task")
     by_name = {t.name: t for t in task_list}
     names = list(by_name)
+    problems = combination_problems(
+        names,
+        architecture=config.architecture,
+        schedule=config.schedule,
+        weighting=config.weighting,
+        gradients=config.gradients,
+        optimizer_per_task=config.optimizer_per_task,
+        weights=config.weights,
+    )
+    if problems:
+        raise ValueError("; ".join(problems))
+    if config.distill > 0:
+        missing = [t for t in names if t not in (teachers or {})]
+        if missing:
+            raise ValueError(f"distillation needs a teacher for every task; none for {missing}")
+    shapes = {t.input_shape for t in task_list}
+    if len(shapes) > 1:
+        raise ValueError(f"tasks trained together need rows of one shape, got {sorted(shapes)}")
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     model = build_model(
         config.architecture,
-        task_list[0].input_dim,
+        task_list[0].input_shape,
         [t.spec for t in task_list],
         config.hidden_size,
         config.depth,
         config.activation,
         config.dropout,
+        trunk=config.trunk,
+        experts=config.experts,
+        sharing_penalty=config.sharing_penalty,
     ).to(device)
-    optimizer = _optimizer(config, model, device)
+    optimizers = _optimizers(config, model, names, device)
     sizes = {t.name: t.rows("train") for t in task_list}
-    weighting = build_weighting(config.weighting, names, sizes, config.weights)
+    options = {
+        "gradnorm_alpha": config.gradnorm_alpha,
+        "seed": config.seed,
+    }
+    if config.weighting in GRADIENT_METHODS:
+        method: GradientMethod | None = GradientMethod(config.weighting, names, config.gradients)
+        weighting = None
+        if config.gradients == "parameters":  # torchjd vmaps the backward through the trunk
+            for layer in model.modules():
+                if isinstance(layer, SparseLinear):
+                    layer.batched_grads = True
+    else:
+        method = None
+        weighting = build_weighting(config.weighting, names, sizes, config.weights, **options)
+        weighting.bind(model, config.lr)
+    soft = {
+        t: torch.from_numpy(np.asarray(teachers[t], dtype=np.float32))
+        for t in names
+        if config.distill > 0 and teachers is not None
+    }
+    groups = {t.name: id(t.x["train"]) for t in task_list}  # same x object: same rows
     meter = None
     if config.affinity_every > 0 and len(task_list) > 1:
         from mtl_core.affinity import AffinityMeter
@@ -140,48 +213,70 @@ def fit(
     for cb in callbacks:
         cb.on_train_start(names, config)
 
+    epochs = total_epochs(config.schedule, config.epochs, len(names))
     started = time.perf_counter()
     history: list[EpochLog] = []
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(1, epochs + 1):
         model.train()
-        loss_sum = dict.fromkeys(names, 0.0)
+        loss_sum = {t: torch.zeros((), device=device) for t in names}
         loss_rows = dict.fromkeys(names, 0)
-        weights_used = weighting.weights()
-        for step_no, step in enumerate(
-            schedule_steps(config.schedule, sizes, config.batch_size, rng)
-        ):
-            losses = {}
-            for name, rows in step:
-                task = by_name[name]
-                x = sparse_batch(task.x["train"], rows).to(device)
-                y = torch.from_numpy(task.y["train"][rows]).to(device)
-                losses[name] = task_types.loss(task.spec, model(x, name), y)
-            total = weighting.combine(losses)
-            if not torch.isfinite(total):
-                bad = ", ".join(f"{t}={v.item():.4g}" for t, v in losses.items())
-                raise TrainingDiverged(
-                    f"loss became non-finite at epoch {epoch}, step {step_no + 1} ({bad})"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
+        weight_sum: dict[str, float] = {}
+        weight_steps = 0
+        steps = schedule_steps(
+            config.schedule,
+            sizes,
+            config.batch_size,
+            rng,
+            epoch=epoch,
+            epochs=config.epochs,
+            temperature=config.temperature,
+            groups=groups,
+        )
+        for step_no, step in enumerate(steps):
+            losses, features = _forward(model, step, by_name, device, soft, config)
+            _check_finite(losses, epoch, step_no)
+            model.zero_grad(set_to_none=True)
+            if method is not None:
+                used = method.backward(model, losses, features)
+            else:
+                assert weighting is not None
+                total = weighting.combine(losses)
+                penalty = model.regularization()
+                if penalty is not None:
+                    total = total + penalty
+                total.backward()
+                weighting.after_backward()
+                used = weighting.weights() if weighting.per_step else None
             if gauge is not None:
                 gauge.after_backward(step_no, model)
-            optimizer.step()
+            for name in optimizers if len(optimizers) == 1 else {t for t, _ in step}:
+                optimizers[name].step()
+            if weighting is not None:
+                weighting.step()
             if gauge is not None:
                 gauge.after_step(step_no, model)
+            if used:
+                for t, w in used.items():
+                    weight_sum[t] = weight_sum.get(t, 0.0) + w
+                weight_steps += 1
             for name, rows in step:
-                loss_sum[name] += losses[name].item() * len(rows)
+                loss_sum[name] += losses[name].detach() * len(rows)
                 loss_rows[name] += len(rows)
             if meter is not None:
                 meter.step(step_no, model)
         valid = evaluate(model, task_list, "valid", device)
-        train_loss = {t: loss_sum[t] / max(1, loss_rows[t]) for t in names}
-        weighting.end_epoch(epoch, train_loss, {t: valid[t][by_name[t].spec.metric] for t in names})
+        train_loss = {t: float(loss_sum[t]) / loss_rows[t] for t in names if loss_rows[t]}
+        if weight_steps:
+            weights_used = {t: v / weight_steps for t, v in weight_sum.items()}
+        else:
+            weights_used = weighting.weights() if weighting is not None else {}
+        if weighting is not None:
+            weighting.end_epoch(
+                epoch, train_loss, {t: valid[t][by_name[t].spec.metric] for t in names}
+            )
         affinity = meter.epoch_mean() if meter is not None else None
         norms, cosines = gauge.epoch_means() if gauge is not None else (None, None)
-        log = EpochLog(
-            epoch, config.epochs, train_loss, valid, weights_used, affinity, norms, cosines
-        )
+        log = EpochLog(epoch, epochs, train_loss, valid, weights_used, affinity, norms, cosines)
         history.append(log)
         for cb in callbacks:
             cb.on_epoch_end(log)
@@ -200,6 +295,42 @@ def fit(
     )
 
 
+def _forward(model, step, by_name, device, soft, config):
+    """Each task's loss for one step, and the shared representation it came from. Tasks that
+    share rows (same inputs, same batch) share one forward pass through the trunk."""
+    losses: dict[str, torch.Tensor] = {}
+    features: dict[str, torch.Tensor] = {}
+    cache: dict[tuple[int, int], tuple[object, torch.Tensor | None]] = {}
+    split_heads = getattr(model, "has_shared_representation", True)
+    for name, rows in step:
+        task = by_name[name]
+        key = (id(task.x["train"]), id(rows))
+        if key not in cache:
+            x = input_batch(task.x["train"], rows).to(device)
+            cache[key] = (x, model.shared(x) if split_heads else None)
+        x, z = cache[key]
+        logits = model.head(name, z, x) if z is not None else model(x, name)
+        y = torch.from_numpy(task.y["train"][rows]).to(device)
+        loss = task_types.loss(task.spec, logits, y)
+        if name in soft:
+            teacher = soft[name][rows].to(device).reshape(logits.shape)
+            loss = (1 - config.distill) * loss + config.distill * soft_loss(
+                task.spec, logits, teacher, config.distill_temperature
+            )
+        losses[name] = loss
+        if z is not None:
+            features[name] = z
+    return losses, features
+
+
+def _check_finite(losses: Mapping[str, torch.Tensor], epoch: int, step_no: int) -> None:
+    if not bool(torch.isfinite(torch.stack(list(losses.values()))).all()):
+        bad = ", ".join(f"{t}={v.item():.4g}" for t, v in losses.items())
+        raise TrainingDiverged(
+            f"loss became non-finite at epoch {epoch}, step {step_no + 1} ({bad})"
+        )
+
+
 def evaluate(model: torch.nn.Module, tasks: Sequence[TaskData], split: str, device: torch.device):
     """Every metric of every task on one split (batched, no gradients)."""
     model.eval()
@@ -208,7 +339,7 @@ def evaluate(model: torch.nn.Module, tasks: Sequence[TaskData], split: str, devi
         for task in tasks:
             matrix, n = task.x[split], task.rows(split)
             logits = [
-                model(sparse_batch(matrix[i : min(n, i + EVAL_BATCH)]).to(device), task.name)
+                model(input_batch(matrix[i : min(n, i + EVAL_BATCH)]).to(device), task.name)
                 for i in range(0, n, EVAL_BATCH)
             ]
             scores = task_types.predict(task.spec, torch.cat(logits))
@@ -218,10 +349,20 @@ def evaluate(model: torch.nn.Module, tasks: Sequence[TaskData], split: str, devi
     return out
 
 
+def _optimizers(
+    config: TrainConfig, model: torch.nn.Module, names: Sequence[str], device: torch.device
+) -> dict[str, torch.optim.Optimizer]:
+    """One optimiser over every parameter (key ``""``), or with ``optimizer_per_task`` one per
+    task over the shared parameters and the task's own, each with its own moments."""
+    if not config.optimizer_per_task:
+        return {"": _optimizer(config, list(model.parameters()), device)}
+    shared = list(model.shared_parameters())
+    return {t: _optimizer(config, shared + list(model.task_parameters(t)), device) for t in names}
+
+
 def _optimizer(
-    config: TrainConfig, model: torch.nn.Module, device: torch.device
+    config: TrainConfig, params: list[torch.nn.Parameter], device: torch.device
 ) -> torch.optim.Optimizer:
-    params = list(model.parameters())
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
     if config.optimizer not in OPTIMIZERS:

@@ -24,22 +24,19 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from mtl_core.methods import MULTI_TASK_ONLY, SINGLE_TASK_TRAINING, single_task_model
 from sweeps.space import TrialConfig, tuning_space
 from sweeps.spec import StudySpec
 from sweeps.study_data import StudyData
 from sweeps.tracking import Tracker
 
-IGNORED_TRAINING = {
-    "schedule",
-    "weighting",
-    "weights",
-    "seeds",
-    "device",
-    "affinity_every",
-    "diagnostics_every",
-}
+# training settings a single-task baseline does not depend on
+IGNORED_TRAINING = set(SINGLE_TASK_TRAINING) | MULTI_TASK_ONLY | {"seeds", "device"}
 WAIT_POLL_S = 1.0
 
 
@@ -70,7 +67,7 @@ def baseline_key(
             "task": task,
             "data": data.fingerprints[task],
             "features": data.space.fingerprint(),
-            "model": config.model.model_dump(),
+            "model": single_task_model(config.model.model_dump()),
             "training": config.training.model_dump(exclude=IGNORED_TRAINING),
             "seed": spec.seed if seed is None else seed,
         }
@@ -85,7 +82,7 @@ def tuning_key(spec: StudySpec, data: StudyData, task: str) -> str:
             "task": task,
             "data": data.fingerprints[task],
             "features": data.space.fingerprint(),
-            "model": spec.model.model_dump(),
+            "model": single_task_model(spec.model.model_dump()),
             "training": spec.training.model_dump(exclude=IGNORED_TRAINING),
             "space": {k: v.model_dump() for k, v in tuning_space(spec).items()},
             "trials": spec.baselines.trials,
@@ -108,6 +105,7 @@ class Baselines:
         self.spec, self.data, self.tracker, self.parent = spec, data, tracker, parent_run
         self.is_dead = is_dead
         self._known: dict[str, Baseline] = {}
+        self._teachers: dict[str, np.ndarray] = {}
 
     def get(
         self,
@@ -232,20 +230,15 @@ class Baselines:
         )
 
     def _start(self, task, key, seed, trial_number, config: TrialConfig, extra) -> str:
+        single = {f"training.{k}": v for k, v in SINGLE_TASK_TRAINING.items() if k != "weights"}
+        model = {f"model.{k}": v for k, v in single_task_model(config.model.model_dump()).items()}
         params = {
             k: v
             for k, v in config.params.items()
-            if not k.startswith(("training.weights", "tasks", "seed"))
+            if not k.startswith(("training.weights", "tasks", "seed", "model."))
+            and k.removeprefix("training.") not in MULTI_TASK_ONLY
         }
-        params.update(
-            {
-                "tasks": task,
-                "seed": seed,
-                "training.schedule": "round_robin",
-                "training.weighting": "equal",
-                **extra,
-            }
-        )
+        params.update({"tasks": task, "seed": seed, **model, **single, **extra})
         tags = {
             "mtl.kind": "baseline",
             "mtl.study": self.spec.name,
@@ -259,11 +252,9 @@ class Baselines:
         return self.tracker.start_run(f"baseline {task} seed {seed}", self.parent, tags, params)
 
     def _train(self, task, key, metric, seed, run_id, config: TrialConfig, extra, on_train):
-        from mtl_core.train import fit
+        from mtl_core.train import fit, single_task_config
 
-        single = config.train_config(seed)
-        single.schedule, single.weighting, single.weights = "round_robin", "equal", {}
-        single.affinity_every = single.diagnostics_every = 0  # trial-only measurements
+        single = single_task_config(config.train_config(seed))
         started = time.perf_counter()
         try:
             result = fit(self.data.subset([task]), single, on_train)
@@ -284,11 +275,50 @@ class Baselines:
         metrics += [(f"test/{task}/{m}", v, 0) for m, v in result.test[task].items()]
         metrics.append(("time/train_s", seconds, 0))
         self.tracker.log(run_id, metrics=metrics)
+        if self.distills:
+            self._keep_teacher(key, run_id, result.model, task)
         self.tracker.end_run(run_id, "FINISHED")
         valid = result.valid[task][metric]
         return Baseline(
             task, key, metric, valid, result.test[task][metric], seconds, False, run_id, seed
         )
+
+    @property
+    def distills(self) -> bool:
+        """Whether any trial of the study can distil (then baselines keep their logits)."""
+        return self.spec.training.distill > 0 or "training.distill" in self.spec.search.space
+
+    def teacher(self, baseline: Baseline) -> np.ndarray:
+        """The baseline model's logits on its task's training rows: from memory, or from the
+        ``teacher/TASK.npy`` artifact of its run (read without pickle)."""
+        if baseline.key in self._teachers:
+            return self._teachers[baseline.key]
+        import tempfile
+
+        name = f"teacher/{baseline.task}.npy"
+        try:
+            with tempfile.TemporaryDirectory() as folder:
+                path = self.tracker.client.download_artifacts(baseline.run_id, name, folder)
+                logits = np.load(path, allow_pickle=False)
+        except Exception as exc:
+            raise RuntimeError(
+                f"distillation needs the logits of baseline run {baseline.run_id} "
+                f"({baseline.task}), and its artifact {name} cannot be read: {exc}"
+            ) from None
+        self._teachers[baseline.key] = logits
+        return logits
+
+    def _keep_teacher(self, key: str, run_id: str, model, task: str) -> None:
+        import tempfile
+
+        from mtl_core.distill import teacher_logits
+
+        logits = teacher_logits(model, self.data.tasks[task], next(model.parameters()).device)
+        self._teachers[key] = logits
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"{task}.npy"
+            np.save(path, logits, allow_pickle=False)
+            self.tracker.client.log_artifact(run_id, str(path), "teacher")
 
     def _tuned_config(self, task: str, on_train) -> tuple[TrialConfig, dict[str, Any]]:
         from sweeps.tuning import tune

@@ -351,6 +351,36 @@ def server(
     _guard(body)
 
 
+@app.command()
+def methods() -> None:
+    """List every architecture, trunk, schedule, loss weighting and gradient method a study
+    can name, with a line on each and the setting that selects it."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from mtl_core.methods import CATALOGUE
+
+    setting = {
+        "architecture": "model.architecture",
+        "trunk": "model.trunk",
+        "schedule": "training.schedule",
+        "weighting": "training.weighting",
+        "gradient method": "training.weighting",
+        "gradients": "training.gradients",
+    }
+    table = Table(show_lines=False)
+    for column in ("kind", "name", "what it does", "setting"):
+        table.add_column(column)
+    for kind, entries in CATALOGUE.items():
+        for name, text in entries.items():
+            table.add_row(kind, name, text, setting[kind])
+    Console(width=max(120, Console().width)).print(table)
+    print(
+        "Gradient methods and gradnorm need `training.schedule: joint`; "
+        "`training.optimizer_per_task` needs a schedule with one task per step."
+    )
+
+
 def main() -> None:
     app()
 

@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from sweeps.masking import mask
-from sweeps.space import fixed_config, grid_size, task_subsets, trial_problems
+from sweeps.space import combinations, fixed_config, grid_size, task_subsets, trial_problems
 from sweeps.spec import ChoicesParam, RangeParam, StudySpec, SubsetsParam
 from sweeps.study_data import StudyData
 
@@ -68,6 +68,16 @@ def print_plan(spec: StudySpec, data: StudyData, console: Console | None = None)
     if problems:
         console.print(
             f"note: the defaults alone cannot train ({'; '.join(problems)}); such trials are pruned"
+        )
+    found = combinations(spec)
+    invalid = [(settings, reasons) for settings, reasons in found if reasons]
+    if invalid and len(found) > 1:
+        settings, reasons = invalid[0]
+        example = ", ".join(f"{k}={v}" for k, v in settings.items() if k != "tasks")
+        console.print(
+            f"methods: {len(found) - len(invalid)} of {len(found)} combinations of tasks, "
+            f"architecture, schedule and weighting can train; the other {len(invalid)} are "
+            f"recorded as pruned with their reason when drawn (e.g. {example}: {reasons[0]})"
         )
     console.print(f"stores: tracking {mask(spec.tracking)}; optuna {mask(spec.optuna_storage)}")
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from mtl_core.weighting import weighting_problems
+from mtl_core.methods import combination_problems
 from sweeps.spec import (
     ChoicesParam,
     ModelConfig,
@@ -248,17 +248,37 @@ def _check_tasks(spec: StudySpec, entry: Any) -> list[str]:
     return []
 
 
+COMBINED = ("architecture", "schedule", "weighting", "gradients", "optimizer_per_task")
+
+
+def combinations(spec: StudySpec) -> list[tuple[dict[str, Any], list[str]]]:
+    """Every combination of tasks and methods the study can draw, each with the reasons it
+    cannot train (empty: it can)."""
+    choices = {
+        name: _candidates(spec, f"{section}.{name}", getattr(getattr(spec, section), name))
+        for name, section in zip(COMBINED, ("model", *["training"] * 4), strict=True)
+    }
+    out = []
+    for tasks in task_subsets(spec):
+        for values in itertools.product(*choices.values()):
+            settings = dict(zip(choices, values, strict=True))
+            reasons = combination_problems(tasks, weights=spec.training.weights, **settings)
+            out.append(({"tasks": list(tasks), **settings}, reasons))
+    return out
+
+
 def _check_combinations(spec: StudySpec) -> list[tuple[tuple, str]]:
     """Refuse a study in which no combination of its fixed and sampled settings can train."""
-    weightings = _candidates(spec, "training.weighting", spec.training.weighting)
-    reasons = []
-    for tasks in task_subsets(spec):
-        for weighting in weightings:
-            found = weighting_problems(weighting, tasks, spec.training.weights)
-            if not found:
-                return []
-            reasons += found
-    return [(("training", "weighting"), f"training.weighting: no trial could train: {reasons[0]}")]
+    found = combinations(spec)
+    if any(not reasons for _, reasons in found):
+        return []
+    first = found[0][1][0]
+    where = "training.weighting"
+    if "optimizer_per_task" in first:
+        where = "training.optimizer_per_task"
+    elif "gradients: features" in first:
+        where = "training.gradients"
+    return [(tuple(where.split(".")), f"{where}: no trial could train: {first}")]
 
 
 def _candidates(spec: StudySpec, key: str, fixed: Any) -> list[Any]:
@@ -276,7 +296,16 @@ def tuning_space(spec: StudySpec) -> dict[str, Any]:
 
 def trial_problems(config: TrialConfig, spec: StudySpec) -> list[str]:
     """Why a sampled combination cannot train (empty when it can)."""
-    return weighting_problems(config.training.weighting, config.tasks, config.training.weights)
+    training = config.training
+    return combination_problems(
+        config.tasks,
+        architecture=config.model.architecture,
+        schedule=training.schedule,
+        weighting=training.weighting,
+        gradients=training.gradients,
+        optimizer_per_task=training.optimizer_per_task,
+        weights=training.weights,
+    )
 
 
 def sample(trial: optuna.Trial, spec: StudySpec) -> TrialConfig:

@@ -82,6 +82,13 @@ class _Record(Callback):
     ):
         self.ctx, self.trial, self.run_id, self.baselines = ctx, trial, run_id, baselines
         self.log_epochs, self.report = log, report
+        self.offset = 0
+
+    def on_train_start(self, tasks, config) -> None:
+        # sequential training runs `epochs` epochs per task; the pruner compares trials at the
+        # same step, so it sees only the last task's phase, numbered 1..epochs like the others
+        if config.schedule == "sequential":
+            self.offset = config.epochs * (len(tasks) - 1)
 
     def on_epoch_end(self, log: EpochLog) -> None:
         e = log.epoch
@@ -89,8 +96,8 @@ class _Record(Callback):
         value = _valid_delta_m(log.valid, self.baselines)
         if self.log_epochs:
             self.ctx.tracker.log(self.run_id, metrics=_epoch_metrics([log], [value]))
-        if self.report:
-            self.trial.report(value, e)
+        if self.report and e > self.offset:
+            self.trial.report(value, e - self.offset)
             if self.trial.should_prune():
                 raise optuna.TrialPruned(
                     f"pruned at epoch {e}: validation Δm {value:+.2f}% is below the earlier trials'"
@@ -231,7 +238,12 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
                 log=len(seeds) == 1,
                 report=i == 0 and not spec.search.multi_objective,
             )
-            result = fit(ctx.data.subset(config.tasks), config.train_config(seed), [record])
+            teachers = None
+            if config.training.distill > 0:
+                teachers = {t: ctx.baselines.teacher(b) for t, b in per_task.items()}
+            result = fit(
+                ctx.data.subset(config.tasks), config.train_config(seed), [record], teachers
+            )
             times["train"] += result.train_seconds
             results.append(result)
         summary = _summarise(results, baselines)

@@ -1,7 +1,7 @@
 """What a trial logs with ``training.diagnostics_every: N`` (README, "Diagnostics").
 
 Per epoch (means over seeds): ``grad_norm/PARAM`` (gradient norm of each parameter tensor, e.g.
-``grad_norm/trunk.0.bag.weight``) and ``grad_cos/I/J`` (cosine of tasks I and J's gradients on
+``grad_norm/trunk.0.weight``) and ``grad_cos/I/J`` (cosine of tasks I and J's gradients on
 the shared parameters; negative = conflict). After training (first seed), with single-task
 models trained for the purpose: ``features/TASK/spearman`` (rank correlation of input-feature
 importance in the multi-task model and in TASK's single-task model) and the artifact
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from mtl_core.diagnostics import compatible, cross_task_scores, feature_importance, top_features
-from mtl_core.train import FitResult, fit
+from mtl_core.train import FitResult, fit, single_task_config
 from sweeps.space import TrialConfig
 from sweeps.study_data import StudyData
 from sweeps.tracking import Tracker
@@ -37,13 +37,7 @@ def log_diagnostics(
 
     started = time.perf_counter()
     tasks = result.tasks
-    single_config = config.train_config(seed)
-    single_config.schedule, single_config.weighting, single_config.weights = (
-        "round_robin",
-        "equal",
-        {},
-    )
-    single_config.affinity_every = single_config.diagnostics_every = 0
+    single_config = single_task_config(config.train_config(seed))
     singles = {t: fit(data.subset([t]), single_config).model for t in tasks}
     names = data.space.feature_names()
     multi = feature_importance(result.model)

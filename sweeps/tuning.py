@@ -35,7 +35,7 @@ class TuningOutcome:
 def tune(
     spec: StudySpec, data: StudyData, task: str, key: str, on_train: Sequence[Any] = ()
 ) -> TuningOutcome:
-    from mtl_core.train import fit
+    from mtl_core.train import fit, single_task_config
 
     metric = data.tasks[task].spec.metric
     name = f"{spec.name}.baseline.{task}.{key[:12]}"
@@ -53,9 +53,7 @@ def tune(
     while len(study.get_trials(deepcopy=False, states=done)) < spec.baselines.trials:
         trial = study.ask()
         config = sample(trial, narrowed)
-        single = config.train_config(spec.seed)
-        single.schedule, single.weighting, single.weights = "round_robin", "equal", {}
-        single.affinity_every = single.diagnostics_every = 0
+        single = single_task_config(config.train_config(spec.seed))
         try:
             result = fit(data.subset([task]), single, on_train)
         except Exception as exc:  # a setting that cannot train loses; the tuning goes on

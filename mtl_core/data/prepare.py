@@ -49,7 +49,7 @@ class TaskData:
     """A task ready to train: its spec, and features and targets per split."""
 
     spec: TaskSpec
-    x: dict[str, sp.csr_matrix] = field(repr=False)
+    x: dict[str, sp.csr_matrix | np.ndarray] = field(repr=False)  # CSR, or dense arrays
     y: dict[str, np.ndarray] = field(repr=False)
 
     @property
@@ -58,7 +58,12 @@ class TaskData:
 
     @property
     def input_dim(self) -> int:
-        return self.x["train"].shape[1]
+        return int(np.prod(self.x["train"].shape[1:]))
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one row: ``(features,)``, or ``(H, W)``/``(H, W, C)`` for images."""
+        return tuple(int(d) for d in self.x["train"].shape[1:])
 
     def rows(self, split: str) -> int:
         return int(self.x[split].shape[0])

@@ -7,28 +7,28 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
-from mtl_core.models.mlp import mlp_trunk
+from mtl_core.models.base import MultiTaskModel, linear_heads
+from mtl_core.models.mlp import Trunk
 from mtl_core.tasks import TaskSpec
 
 
-class HardSharing(nn.Module):
+class HardSharing(MultiTaskModel):
     """``forward(x, task)`` runs the shared trunk and the task's head and returns logits."""
 
     def __init__(
         self,
-        input_dim: int,
+        trunk: Trunk,
         tasks: Sequence[TaskSpec],
-        hidden_size: int = 200,
-        depth: int = 1,
-        activation: str = "sigmoid",
-        dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        self.trunk = mlp_trunk(input_dim, hidden_size, depth, activation, dropout)
-        self.heads = nn.ModuleDict({t.name: nn.Linear(hidden_size, t.head_size) for t in tasks})
+        self.trunk = nn.Sequential(*[layer for block in trunk.blocks() for layer in block])
+        self.heads = linear_heads(tasks, trunk.hidden_size)
 
-    def forward(self, x: torch.Tensor, task: str) -> torch.Tensor:
-        return self.heads[task](self.trunk(x))
+    def shared(self, x) -> torch.Tensor:
+        return self.trunk(x)
+
+    def head(self, task: str, z: torch.Tensor, x) -> torch.Tensor:
+        return self.heads[task](z)
 
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         return self.trunk.parameters()

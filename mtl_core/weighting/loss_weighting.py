@@ -1,14 +1,18 @@
-"""Loss weighting: per-task losses become one objective, ``sum_t w_t * L_t``.
+"""Fixed loss weightings: per-task losses become one objective, ``sum_t w_t * L_t``.
 
 - ``equal``: every task weighs 1.
 - ``static``: fixed weights given by the user, one per task.
-- ``inverse_size``: ``w_t`` proportional to ``1 / n_t`` (training rows), scaled so that the
-  weights average 1 and the loss keeps the scale of ``equal``.
+- ``inverse_size``: ``w_t`` proportional to ``1 / n_t`` (labelled training rows), scaled so
+  that the weights average 1 and the loss keeps the scale of ``equal``.
+
+Every weighting sees each task's loss as the mean over that task's rows in the batch, so
+losses are comparable whatever a task's size. Adaptive weightings (``adaptive.py``) override
+``end_epoch``, ``step`` or ``combine``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the weighting needs no torch import of its own: validation stays light
@@ -16,13 +20,22 @@ if TYPE_CHECKING:  # the weighting needs no torch import of its own: validation 
 
 
 class LossWeighting:
-    """Weights that stay fixed for the whole run; adaptive methods override ``end_epoch``."""
+    """Weights that stay fixed for the whole run; adaptive methods override the hooks."""
+
+    per_step = False  # True: weights change within an epoch; the loop logs their epoch mean
 
     def __init__(
-        self, tasks: Sequence[str], sizes: Mapping[str, int], weights: Mapping[str, float]
+        self,
+        tasks: Sequence[str],
+        sizes: Mapping[str, int],
+        weights: Mapping[str, float],
+        **options: float,
     ) -> None:
         self.tasks = list(tasks)
         self._weights = {t: float(weights[t]) for t in self.tasks}
+
+    def bind(self, model: torch.nn.Module, lr: float) -> None:
+        """Called once the model exists (methods with parameters of their own)."""
 
     def weights(self) -> dict[str, float]:
         return dict(self._weights)
@@ -30,36 +43,33 @@ class LossWeighting:
     def combine(self, losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return sum(self._weights[t] * loss for t, loss in losses.items())  # type: ignore[return-value]
 
+    def after_backward(self) -> None:
+        """Between the backward pass and the optimiser step."""
+
+    def step(self) -> None:
+        """After the optimiser step: update the method's own parameters."""
+
+    def parameters(self) -> Iterator[torch.nn.Parameter]:
+        return iter(())
+
     def end_epoch(
         self, epoch: int, train_loss: Mapping[str, float], valid: Mapping[str, float]
     ) -> None:
-        """Called after each epoch's validation; fixed weightings ignore it."""
+        """Called after each epoch's validation with each trained task's mean training loss
+        and primary validation metric; fixed weightings ignore it."""
 
 
 class Equal(LossWeighting):
-    def __init__(
-        self, tasks: Sequence[str], sizes: Mapping[str, int], weights: Mapping[str, float]
-    ) -> None:
+    def __init__(self, tasks, sizes, weights, **options) -> None:
         super().__init__(tasks, sizes, {t: 1.0 for t in tasks})
 
 
 class Static(LossWeighting):
-    @staticmethod
-    def problems(tasks: Sequence[str], weights: Mapping[str, float]) -> list[str]:
-        missing = [t for t in tasks if t not in weights]
-        return (
-            [
-                f"`static` weighting needs a weight for every task; none given for {', '.join(missing)}"
-            ]
-            if missing
-            else []
-        )
+    pass
 
 
 class InverseSize(LossWeighting):
-    def __init__(
-        self, tasks: Sequence[str], sizes: Mapping[str, int], weights: Mapping[str, float]
-    ) -> None:
+    def __init__(self, tasks, sizes, weights, **options) -> None:
         inverse = {t: 1.0 / max(1, sizes[t]) for t in tasks}
         mean = sum(inverse.values()) / len(inverse)
         super().__init__(tasks, sizes, {t: v / mean for t, v in inverse.items()})

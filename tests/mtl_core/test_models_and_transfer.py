@@ -44,8 +44,8 @@ def test_hard_sharing_has_one_trunk_and_a_head_per_task(activation):
 def test_bad_model_settings_name_the_choices():
     with pytest.raises(ValueError, match="activation 'swish'.*sigmoid, relu, tanh, gelu"):
         build_model("hard_sharing", 4, SPECS, 8, 1, "swish", 0.0)
-    with pytest.raises(ValueError, match="architecture 'cross_stitch'.*hard_sharing"):
-        build_model("cross_stitch", 4, SPECS, 8, 1, "relu", 0.0)
+    with pytest.raises(ValueError, match="architecture .tree_sharing..*hard_sharing"):
+        build_model("tree_sharing", 4, SPECS, 8, 1, "relu", 0.0)
     with pytest.raises(ValueError, match="at least 1"):
         build_model("hard_sharing", 4, SPECS, 8, 0, "relu", 0.0)
 
@@ -74,14 +74,14 @@ def test_sparse_first_layer_equals_a_dense_linear_layer():
     x = torch.tensor(dense, dtype=torch.float32, requires_grad=False)
     rows = np.array([4, 0, 3, 1])
     out = layer(sparse_batch(matrix, rows))
-    expected = x[rows] @ layer.bag.weight + layer.bias
+    expected = x[rows] @ layer.weight + layer.bias
     assert torch.allclose(out, expected, atol=1e-6)
     assert torch.allclose(layer(x[rows]), expected, atol=1e-6)  # dense input works too
     assert torch.allclose(out[2], layer.bias)  # an empty row gives the bias
     out.sum().backward()
-    grad_sparse = layer.bag.weight.grad.clone()
+    grad_sparse = layer.weight.grad.clone()
     layer.zero_grad()
-    (x[rows] @ layer.bag.weight + layer.bias).sum().backward()
-    assert torch.allclose(grad_sparse, layer.bag.weight.grad, atol=1e-6)
+    (x[rows] @ layer.weight + layer.bias).sum().backward()
+    assert torch.allclose(grad_sparse, layer.weight.grad, atol=1e-6)
     bound = 1 / np.sqrt(40)  # nn.Linear's initialisation
-    assert layer.bag.weight.abs().max() <= bound and layer.bias.abs().max() <= bound
+    assert layer.weight.abs().max() <= bound and layer.bias.abs().max() <= bound

@@ -64,4 +64,4 @@ def test_batches_are_reshuffled_each_pass():
 
 def test_unknown_schedule_names_the_choices():
     with pytest.raises(ValueError, match="joint, round_robin, alternate"):
-        _steps("sequential")
+        _steps("zigzag")

@@ -37,7 +37,9 @@ def test_inverse_size_favours_the_smaller_task_and_averages_one():
 
 
 def test_unknown_weighting_is_a_problem_not_a_crash():
-    assert "use one of equal, static, inverse_size" in weighting_problems("gradnorm", TASKS, {})[0]
+    assert (
+        "use one of equal, static, inverse_size" in weighting_problems("softmax_all", TASKS, {})[0]
+    )
 
 
 def test_combined_loss_carries_gradients():

@@ -69,10 +69,15 @@ CASES = {
         {"model.depth": {"low": 1.5, "high": 3}},
         ["search.space.model.depth", "integer"],
     ),
-    "later method": (
+    "gradient method without the joint schedule": (
         ["training", "weighting"],
         "pcgrad",
-        ["training.weighting", "not available in this version"],
+        ["training.weighting", "no trial could train", "needs schedule `joint`"],
+    ),
+    "unknown method": (
+        ["training", "weighting"],
+        "pcgrad2",
+        ["training.weighting", "'pcgrad2'", "sweeps methods"],
     ),
     "static without weights": (
         ["training", "weighting"],

@@ -47,7 +47,7 @@ def test_a_trial_logs_its_diagnostics(tmp_path):
     (run,) = client.search_runs([exp], "tags.`mtl.kind` = 'trial'")
     m = run.data.metrics
     norms = [k for k in m if k.startswith("grad_norm/")]
-    assert "grad_norm/trunk.0.bag.weight" in norms and "grad_norm/heads.imdb.weight" in norms
+    assert "grad_norm/trunk.0.weight" in norms and "grad_norm/heads.imdb.weight" in norms
     cos = client.get_metric_history(run.info.run_id, "grad_cos/imdb/yelp")
     assert [p.step for p in cos] == [1, 2] and all(-1 <= p.value <= 1 for p in cos)
     for task in ("imdb", "yelp"):

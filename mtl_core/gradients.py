@@ -1,0 +1,132 @@
+"""Gradient methods: the task gradients of the shared parameters combined by torchjd's
+aggregators, not by code of our own.
+
+Two ways to get the task gradients (``training.gradients``):
+
+- ``parameters`` (exact): torchjd's ``mtl_backward`` computes the Jacobian of the task losses
+  with respect to the shared parameters (one row per task, through batched vector-Jacobian
+  products), ``jac_to_grad`` aggregates it into their ``.grad``; the heads get their own
+  gradients.
+- ``features`` (MGDA-UB style, Sener & Koltun 2018): the Jacobian of the task losses with
+  respect to the shared *representation* (cheap: it crosses the heads only), the method's
+  weights from it, then one ordinary backward pass of ``sum_t w_t L_t``. The weights are those
+  of an upper bound of the exact problem; it applies to the methods that compute weights.
+  Tasks of separate data sets have separate representations, so their feature gradients are
+  orthogonal and the methods only balance norms; they resolve conflicts where tasks share
+  their rows (several targets of one table).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Callable, Sequence
+
+import torch
+
+from mtl_core.methods import GRADIENT_METHODS, WEIGHTS_FROM_FEATURES
+
+
+def _aggregators() -> dict[str, Callable[[int], object]]:
+    from torchjd import aggregation as A
+
+    return {
+        "pcgrad": lambda n: A.PCGrad(),
+        "mgda": lambda n: A.MGDA(),
+        "cagrad": lambda n: A.CAGrad(c=0.5),
+        "gradvac": lambda n: A.GradVac(),
+        "imtl_g": lambda n: A.IMTLG(),
+        "aligned_mtl": lambda n: A.AlignedMTL(),
+        "upgrad": lambda n: A.UPGrad(),
+        "graddrop": lambda n: A.GradDrop(),
+        "dualproj": lambda n: A.DualProj(),
+        "nash_mtl": lambda n: A.NashMTL(n_tasks=n),
+    }
+
+
+def build_aggregator(name: str, n_tasks: int):
+    """torchjd's aggregator for a method name (a fresh one: some keep state)."""
+    if name not in GRADIENT_METHODS:
+        raise ValueError(f"gradient method {name!r}: use one of {', '.join(GRADIENT_METHODS)}")
+    try:
+        return _aggregators()[name](n_tasks)
+    except ImportError as exc:
+        raise ImportError(
+            f"gradient method {name!r} needs torchjd's optional solvers: "
+            f'pip install "torchjd[full]" ({exc})'
+        ) from None
+
+
+class GradientMethod:
+    """``backward(model, losses, features)`` fills ``.grad`` of every parameter and returns the
+    task weights it used (None where the method has none)."""
+
+    def __init__(self, name: str, tasks: Sequence[str], mode: str = "parameters") -> None:
+        if mode not in ("parameters", "features"):
+            raise ValueError(f"gradients {mode!r}: use parameters or features")
+        if mode == "features" and name not in WEIGHTS_FROM_FEATURES:
+            raise ValueError(f"`gradients: features` does not apply to {name!r}")
+        self.name, self.tasks, self.mode = name, list(tasks), mode
+        self.aggregator = build_aggregator(name, len(self.tasks))
+
+    def backward(
+        self,
+        model: torch.nn.Module,
+        losses: dict[str, torch.Tensor],
+        features: dict[str, torch.Tensor],
+    ) -> dict[str, float] | None:
+        """``features[t]``: the shared representation task ``t``'s loss was computed from
+        (tasks that share rows share the tensor)."""
+        names = [t for t in self.tasks if t in losses]
+        if self.mode == "features":
+            return self._from_features(names, losses, features)
+        from torchjd.autojac import jac_to_grad, mtl_backward
+
+        shared = [p for p in model.shared_parameters() if p.requires_grad]
+        unique = list({id(z): z for z in (features[t] for t in names)}.values())
+        mtl_backward(
+            [losses[t] for t in names],
+            features=unique,
+            tasks_params=[list(model.task_parameters(t)) for t in names],
+            shared_params=shared,
+        )
+        with _quiet_solvers():
+            weights = jac_to_grad(shared, self.aggregator)
+        return _as_dict(names, weights)
+
+    def _from_features(self, names, losses, features) -> dict[str, float] | None:
+        groups: dict[int, list[int]] = {}
+        for i, t in enumerate(names):
+            groups.setdefault(id(features[t]), []).append(i)
+        blocks = []
+        for members in groups.values():
+            z = features[names[members[0]]]
+            part = torch.stack([losses[names[i]] for i in members])
+            eye = torch.eye(len(members), device=part.device, dtype=part.dtype)
+            (grads,) = torch.autograd.grad(
+                part, z, grad_outputs=eye, is_grads_batched=True, retain_graph=True
+            )
+            block = z.new_zeros((len(names), z.numel()))
+            block[members] = grads.reshape(len(members), -1)
+            blocks.append(block)
+        jacobian = torch.cat(blocks, dim=1)
+        with _quiet_solvers():
+            weights = self.aggregator.weighting(jacobian).detach()
+        total = sum(w * losses[t] for w, t in zip(weights, names, strict=True))
+        total.backward()
+        return _as_dict(names, weights)
+
+
+@contextlib.contextmanager
+def _quiet_solvers():
+    """cvxpy's notes on every Nash-MTL solve (not DPP; may be inaccurate) say nothing a study
+    can act on; silenced here only."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(not DPP|Solution may be inaccurate).*")
+        yield
+
+
+def _as_dict(names: list[str], weights) -> dict[str, float] | None:
+    if weights is None:
+        return None
+    return {t: float(w) for t, w in zip(names, weights.detach().reshape(-1).tolist(), strict=True)}

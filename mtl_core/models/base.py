@@ -1,0 +1,43 @@
+"""What every architecture answers, so that the loop, the gradient methods and the
+diagnostics treat them alike.
+
+``forward(x, task)`` is ``head(task, shared(x), x)``: ``shared`` computes the representation
+that the tasks have in common (the input of the task-specific parts), ``head`` the task's
+logits from it. Gradient methods differentiate the task losses with respect to the shared
+representation (``gradients: features``) or to ``shared_parameters()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import nn
+
+from mtl_core.tasks import TaskSpec
+
+
+def linear_heads(tasks: Sequence[TaskSpec], width: int) -> nn.ModuleDict:
+    """One linear head per task, from ``width`` features to the task's outputs."""
+    return nn.ModuleDict({t.name: nn.Linear(width, t.head_size) for t in tasks})
+
+
+class MultiTaskModel(nn.Module):
+    def shared(self, x) -> torch.Tensor:
+        raise NotImplementedError
+
+    def head(self, task: str, z: torch.Tensor, x) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x, task: str) -> torch.Tensor:
+        return self.head(task, self.shared(x), x)
+
+    def shared_parameters(self) -> Iterator[nn.Parameter]:
+        raise NotImplementedError
+
+    def task_parameters(self, task: str) -> Iterator[nn.Parameter]:
+        raise NotImplementedError
+
+    def regularization(self) -> torch.Tensor | None:
+        """A penalty added to every step's loss (soft sharing); None when there is none."""
+        return None
