@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from mtl_core.methods import MULTI_TASK_ONLY, SINGLE_TASK_TRAINING, single_task_model
+from sweeps.masking import mask
 from sweeps.space import TrialConfig, tuning_space
 from sweeps.spec import StudySpec
 from sweeps.study_data import StudyData
@@ -175,14 +176,20 @@ class Baselines:
         metric = self.data.tasks[task].spec.metric
         waited = 0.0
         while True:
+            # the live claim first, then the finished run: a claim that finishes between the
+            # two queries is then still found
+            claim = self._live_claim(key)
             run = self.tracker.find_baseline(key)
             if run is not None:
                 return self._from_run(task, key, metric, seed, run, waited)
-            claim = self._live_claim(key)
             if claim is None:
                 config, extra = build()
                 own = self._start(task, key, seed, trial_number, config, extra)
                 first = self._live_claim(key)
+                done = self.tracker.find_baseline(key)
+                if done is not None:  # another worker finished it meanwhile
+                    self.tracker.client.delete_run(own)
+                    return self._from_run(task, key, metric, seed, done, waited)
                 if first is None or first.info.run_id == own:
                     return self._train(task, key, metric, seed, own, config, extra, on_train)
                 self.tracker.client.delete_run(own)  # lost a race: the earlier claim trains
@@ -260,7 +267,7 @@ class Baselines:
             result = fit(self.data.subset([task]), single, on_train)
         except BaseException as exc:
             self.tracker.end_run(
-                run_id, "FAILED", {"mtl.error": f"{type(exc).__name__}: {exc}"[:5000]}
+                run_id, "FAILED", {"mtl.error": mask(f"{type(exc).__name__}: {exc}")[:5000]}
             )
             raise
         seconds = time.perf_counter() - started
@@ -318,7 +325,7 @@ class Baselines:
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / f"{task}.npy"
             np.save(path, logits, allow_pickle=False)
-            self.tracker.client.log_artifact(run_id, str(path), "teacher")
+            self.tracker.log_artifact(run_id, path, "teacher")
 
     def _tuned_config(self, task: str, on_train) -> tuple[TrialConfig, dict[str, Any]]:
         from sweeps.tuning import tune

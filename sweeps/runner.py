@@ -96,11 +96,14 @@ def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
 
 
 def make_storage(spec: StudySpec) -> optuna.storages.RDBStorage:
+    from sweeps.optuna_storage import RetryingRDBStorage
+
     if spec.storage is None:
         spec.workdir_path.mkdir(parents=True, exist_ok=True)
     beat = spec.search.heartbeat_s
-    return optuna.storages.RDBStorage(
+    return RetryingRDBStorage(
         spec.optuna_storage,
+        retry_s=spec.search.store_retry_s,
         heartbeat_interval=beat,
         grace_period=2 * beat,
         heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
@@ -154,7 +157,7 @@ def open_tracker(spec: StudySpec) -> Tracker:
     artifacts = spec.workdir_path / "artifacts" if spec.embedded else None
     if spec.embedded:
         spec.workdir_path.mkdir(parents=True, exist_ok=True)
-    return Tracker(spec.tracking, spec.name, artifacts)
+    return Tracker(spec.tracking, spec.name, artifacts, spec.search.store_retry_s)
 
 
 def study_params(spec: StudySpec) -> dict[str, object]:
@@ -302,6 +305,8 @@ def run_study(
                 catch=(Exception,),
                 gc_after_trial=False,
             )
+            if tracker.client.down is not None:  # the trial failed on it: stop, say why
+                raise tracker.client.down
             janitor.tag_pareto()
             if len(ctx.outcomes) > before:
                 outcome = ctx.outcomes[-1]

@@ -49,13 +49,20 @@ def launch_tracking_server(
     backend: str, artifacts: Path, port: int, host: str = "127.0.0.1", wait_s: float = 90.0
 ) -> tuple[subprocess.Popen, str]:
     """Start ``sweeps server`` in the background (its own process group: stop it with
-    ``stop_group``) and wait until ``/health`` answers; returns the process and its URL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sweeps", "server",
-         "--artifacts-destination", str(artifacts), "--host", host, "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        env={**os.environ, "MLFLOW_BACKEND_STORE_URI": backend},
-    )  # fmt: skip
+    ``stop_group``) and wait until ``/health`` answers; returns the process and its URL. The
+    server's output goes to ``mlflow-server-PORT.log`` beside ``artifacts``: a pipe that
+    nobody reads fills up after a few hundred requests and the server hangs on its next line
+    (seen in the soak benchmark)."""
+    artifacts.parent.mkdir(parents=True, exist_ok=True)
+    log_path = artifacts.parent / f"mlflow-server-{port}.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sweeps", "server",
+             "--artifacts-destination", str(artifacts), "--host", host, "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "MLFLOW_BACKEND_STORE_URI": backend},
+        )  # fmt: skip
+    proc.log_path = log_path  # type: ignore[attr-defined]
     url = f"http://{host}:{port}"
     try:
         wait_healthy(f"{url}/health", proc, wait_s)
@@ -74,7 +81,11 @@ def wait_healthy(url: str, proc: subprocess.Popen, wait_s: float = 90.0) -> None
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            output = proc.stdout.read()[-2000:] if proc.stdout else ""
+            log_path = getattr(proc, "log_path", None)
+            if log_path is not None:
+                output = Path(log_path).read_text(errors="replace")[-2000:]
+            else:
+                output = proc.stdout.read()[-2000:] if proc.stdout else ""
             raise RuntimeError(f"the server exited with {proc.returncode}: {output}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:

@@ -180,6 +180,9 @@ class SearchConfig(Strict):
     # trial is failed, its MLflow runs are closed, and the trial is retried (at most retries)
     heartbeat_s: Annotated[int, Field(ge=1, le=3600)] = 20
     retries: Annotated[int, Field(ge=0, le=100)] = 2
+    # how long a call to an unreachable store (MLflow tracking, Optuna database) is retried
+    # with backoff before the sweep stops with a message; completed trials keep their record
+    store_retry_s: Annotated[float, Field(ge=0, le=86400)] = 120
 
     @property
     def multi_objective(self) -> bool:

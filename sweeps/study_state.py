@@ -17,7 +17,9 @@ def counts(trial: FrozenTrial) -> bool:
     if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
         return True
     attrs = trial.user_attrs
-    return trial.state == TrialState.FAIL and "reason" in attrs and not attrs.get("surplus")
+    if attrs.get("surplus") or attrs.get("not_counted"):  # interrupted, or the store was down
+        return False
+    return trial.state == TrialState.FAIL and "reason" in attrs
 
 
 def count_finished(study: optuna.Study) -> int:

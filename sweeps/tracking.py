@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -20,15 +21,120 @@ logging.getLogger("mlflow").setLevel(logging.WARNING)  # no INFO lines about cre
 # against a server, MLflow prints "View run ... at: URL" on every run it ends: sweeps has its own
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
+# MLflow's own HTTP retries would wait minutes on a dead server before our deadline could act
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+
 MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100
+TRANSIENT = (
+    "Max retries exceeded",
+    "Connection refused",
+    "Connection aborted",
+    "Connection reset",
+    "Read timed out",
+    "RemoteDisconnected",
+    "Remote end closed",
+    "502",
+    "503",
+    "504",
+    "server closed the connection",
+    "could not connect to server",
+    "connection to server",
+    "terminating connection",
+    "OperationalError",
+)
+
+
+class TrackingUnavailable(RuntimeError):
+    """The tracking store did not answer within the study's ``search.store_retry_s``."""
+
+
+class RetryingClient:
+    """``MlflowClient`` whose calls are retried with exponential backoff (0.5 s doubling to
+    8 s) while the store is unreachable, for at most ``retry_s`` seconds per call; then
+    ``TrackingUnavailable``, and every later call fails at once (the process stops cleanly
+    instead of waiting again for each write)."""
+
+    def __init__(self, client: MlflowClient, uri: str, retry_s: float) -> None:
+        self._client, self._uri, self.retry_s = client, uri, retry_s
+        self.down: TrackingUnavailable | None = None
+        self._said = False
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._call(attr, args, kwargs)
+
+        return call
+
+    def _call(self, fn, args, kwargs) -> Any:
+        if self.down is not None:
+            raise self.down
+        started, wait = time.monotonic(), 0.5
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                if not _transient(exc):
+                    raise
+                waited = time.monotonic() - started
+                if waited >= self.retry_s:
+                    from sweeps.masking import mask
+
+                    self.down = TrackingUnavailable(
+                        f"the tracking store {mask(self._uri)} did not answer for "
+                        f"{waited:.0f} s (search.store_retry_s: {self.retry_s:g}): "
+                        f"{_first_line(exc)}. Trials completed so far keep their record; "
+                        "run the study again once the store is back"
+                    )
+                    raise self.down from None
+                if not self._said:
+                    from sweeps.masking import mask
+
+                    self._said = True
+                    print(
+                        mask(
+                            f"warning: the tracking store {self._uri} does not answer "
+                            f"({_first_line(exc)[:200]}); retrying for up to {self.retry_s:g} s "
+                            "(search.store_retry_s)"
+                        ),
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                time.sleep(min(wait, max(0.0, self.retry_s - waited)))
+                wait = min(wait * 2, 8.0)
+
+
+def _transient(exc: BaseException) -> bool:
+    import requests
+
+    if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
+        return True
+    text = f"{type(exc).__name__}: {exc}"
+    return any(marker in text for marker in TRANSIENT)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+
+
 PARAM_LIMIT = 6000  # MLflow's limit on a param value's length
 
 
 class Tracker:
     def __init__(
-        self, tracking_uri: str, experiment: str, artifact_root: Path | None = None
+        self,
+        tracking_uri: str,
+        experiment: str,
+        artifact_root: Path | None = None,
+        retry_s: float = 120.0,
     ) -> None:
-        self.client = MlflowClient(tracking_uri)
+        self.client: Any = RetryingClient(MlflowClient(tracking_uri), tracking_uri, retry_s)
+        self._artifact_warned = False
         self.uri = tracking_uri
         found = self.client.get_experiment_by_name(experiment)
         if found is None:
@@ -109,8 +215,29 @@ class Tracker:
             )
             m, p, t = m[MAX_METRICS:], p[MAX_PARAMS:], t[MAX_TAGS:]
 
-    def log_artifact(self, run_id: str, path: Path) -> None:
-        self.client.log_artifact(run_id, str(path))
+    def log_artifact(self, run_id: str, path: Path, folder: str | None = None) -> bool:
+        """Store a file with the run. An artifact store that cannot be written (read-only,
+        full, misconfigured) costs the file, not the run: a warning on stderr (once per
+        process), the reason in the run's ``mtl.artifact_error`` tag; False is returned."""
+        try:
+            self.client.log_artifact(run_id, str(path), folder)
+            return True
+        except TrackingUnavailable:
+            raise
+        except Exception as exc:
+            from sweeps.masking import mask
+
+            reason = mask(f"{type(exc).__name__}: {_first_line(exc)}")
+            if not self._artifact_warned:
+                self._artifact_warned = True
+                print(
+                    f"warning: the artifact store cannot be written ({reason}); metrics, "
+                    "params and tags are still recorded",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            self.log(run_id, tags={"mtl.artifact_error": f"{Path(path).name}: {reason}"[:5000]})
+            return False
 
     # queries ------------------------------------------------------------------------------
 

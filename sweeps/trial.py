@@ -35,7 +35,7 @@ from sweeps.progress import Reporter
 from sweeps.space import TrialConfig, sample, trial_problems
 from sweeps.spec import StudySpec
 from sweeps.study_data import StudyData
-from sweeps.tracking import Tracker
+from sweeps.tracking import Tracker, TrackingUnavailable
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"  # which process ran a trial
 
@@ -177,7 +177,9 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
         raise
     except Exception as exc:  # every failure carries its reason: it counts, and status shows it
         if "reason" not in trial.user_attrs:
-            trial.set_user_attr("reason", f"{type(exc).__name__}: {exc}")
+            trial.set_user_attr("reason", mask(f"{type(exc).__name__}: {exc}"))
+        if isinstance(exc, TrackingUnavailable):  # the store failed, not the trial: redo it
+            trial.set_user_attr("not_counted", True)
         raise
 
 
@@ -291,21 +293,22 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
     except optuna.TrialPruned as exc:
         reason = str(exc) or "pruned"
         _close(ctx, run_id, started, times, "KILLED", "PRUNED", reason)
-        trial.set_user_attr("reason", reason)
+        trial.set_user_attr("reason", mask(reason))
         ctx.outcomes.append(TrialOutcome(trial.number, "PRUNED", note=reason))
         raise
     except KeyboardInterrupt:
-        _close(ctx, run_id, started, times, "KILLED", "FAIL", "interrupted (Ctrl-C)")
         trial.set_user_attr("reason", "interrupted")
+        trial.set_user_attr("not_counted", True)  # the next run trains one in its place
+        _close(ctx, run_id, started, times, "KILLED", "FAIL", "interrupted (Ctrl-C)")
         raise
     except Exception as exc:
         if isinstance(exc, TrainingDiverged):
             reason = f"training diverged: {exc}"
         else:
             reason = f"{type(exc).__name__}: {exc}"
-            trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
+            trial.set_user_attr("traceback", mask(traceback.format_exc()[-4000:]))
         _close(ctx, run_id, started, times, "FAILED", "FAIL", reason)
-        trial.set_user_attr("reason", reason)
+        trial.set_user_attr("reason", mask(reason))
         ctx.outcomes.append(TrialOutcome(trial.number, "FAIL", note=reason))
         raise
 

@@ -156,7 +156,11 @@ def test_a_worker_killed_mid_trial_is_retried_and_its_runs_closed(tmp_path, shar
 
 
 def test_passwords_in_store_uris_are_masked(tmp_path):
-    study = small_study("masked", storage="postgresql://alice:s3cr3t-pw@127.0.0.1:1/nodb")
+    study = small_study(
+        "masked",
+        storage="postgresql://alice:s3cr3t-pw@127.0.0.1:1/nodb",
+        search={"store_retry_s": 2},  # nothing listens on port 1: give up after 2 s
+    )
     path = write_study(tmp_path, study)
     validate = subprocess.run(
         [sys.executable, "-m", "sweeps", "validate", str(path)],
@@ -175,6 +179,7 @@ def test_passwords_in_store_uris_are_masked(tmp_path):
     )
     assert run.returncode == 1  # nothing listens on port 1
     assert "s3cr3t" not in run.stdout + run.stderr
+    assert "retrying for up to 2 s" in run.stderr and "alice:***@" in run.stderr
     from sweeps.masking import mask
 
     assert mask("postgresql://u:p%40ss@h:5432/db and host=h password=xyz;") == (
@@ -211,8 +216,9 @@ def test_sweeps_server_masks_the_password_and_keeps_it_off_command_lines(tmp_pat
     backend = postgres_db().replace("postgres@", "postgres:s3cr3t-pw@")  # trust auth: any password
     proc, url = launch_tracking_server(backend, tmp_path / "artifacts", free_port())
     try:
-        banner = proc.stdout.readline()
+        banner = proc.log_path.read_text().splitlines()[0]  # the server's output goes to its log
         assert "postgres:***@" in banner and "s3cr3t" not in banner
+        assert "s3cr3t" not in proc.log_path.read_text()
         assert url.startswith("http://127.0.0.1:")  # bound to localhost unless told otherwise
         port = url.rsplit(":", 1)[1]
         command_lines = []

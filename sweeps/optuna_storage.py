@@ -1,0 +1,111 @@
+"""Optuna's RDB storage made to outlast a database restart.
+
+``RetryingRDBStorage`` is Optuna's ``RDBStorage`` with ``pool_pre_ping`` (a pooled connection
+that the restart broke is replaced before use) and every storage call retried with backoff
+(0.2 s doubling to 5 s, for at most ``retry_s`` seconds) when the database is unreachable or
+drops the connection, heartbeats included. A worker therefore rides out a PostgreSQL restart
+instead of failing its trial. Errors that are not about the connection are raised at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from typing import Any
+
+import optuna
+import sqlalchemy.exc
+from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages._heartbeat import BaseHeartbeat
+
+DISCONNECTED = (
+    "server closed the connection",
+    "terminating connection",
+    "connection refused",
+    "could not connect",
+    "connection to server",
+    "connection is closed",
+    "the database system is",
+    "ssl connection has been closed",
+    "consuming input failed",
+)
+
+
+def _disconnected(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.connection_invalidated:
+            return True
+        if isinstance(seen, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+            return True
+        if any(marker in str(seen).lower() for marker in DISCONNECTED):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class RetryingRDBStorage(RDBStorage):
+    retry_s: float = 60.0
+
+    def __init__(self, url: str, retry_s: float = 60.0, **kwargs: Any) -> None:
+        self.retry_s, self.url = retry_s, url
+        engine_kwargs = {"pool_pre_ping": True, **kwargs.pop("engine_kwargs", {})}
+        if url.startswith("sqlite"):
+            engine_kwargs.pop("pool_pre_ping")
+        _retry(self, lambda: RDBStorage.__init__(self, url, engine_kwargs=engine_kwargs, **kwargs))
+
+
+def _retry(storage: RetryingRDBStorage, call):
+    started, wait = time.monotonic(), 0.2
+    while True:
+        try:
+            return call()
+        except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
+            if not _disconnected(exc) or time.monotonic() - started >= storage.retry_s:
+                raise
+            _say_once(storage, exc)
+            time.sleep(wait)
+            wait = min(wait * 2, 5.0)
+
+
+_SAID: set[str] = set()  # storages already announced as unreachable, once per process
+
+
+def _say_once(storage: RetryingRDBStorage, exc: BaseException) -> None:
+    """One line on stderr when the database first fails to answer, so a wait is explained."""
+    if storage.url in _SAID:
+        return
+    _SAID.add(storage.url)
+    from sweeps.masking import mask
+
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    print(
+        mask(
+            f"warning: the Optuna storage {storage.url} does not answer ({first}); "
+            f"retrying for up to {storage.retry_s:g} s (search.store_retry_s)"
+        ),
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _retrying(name: str):
+    method = getattr(RDBStorage, name)
+
+    @functools.wraps(method)
+    def call(self, *args: Any, **kwargs: Any) -> Any:
+        return _retry(self, lambda: method(self, *args, **kwargs))
+
+    return call
+
+
+for _name in sorted(
+    {
+        n
+        for cls in (BaseStorage, BaseHeartbeat)
+        for n, f in vars(cls).items()
+        if callable(f) and not n.startswith("_") and n not in ("remove_session",)
+    }
+):
+    setattr(RetryingRDBStorage, _name, _retrying(_name))

@@ -1,0 +1,277 @@
+"""Issue 7: faults injected into real processes. A fault may cost the trial in flight, never
+the study or its record: completed trials keep every metric and nothing is left RUNNING."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from sweeps.server import launch_tracking_server, stop_group
+from tests.helpers import ROOT, free_port, small_study, sweeps, write_study
+
+
+def _start(path: Path, log, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweeps", "run", str(path), "--quiet", *args],
+        cwd=path.parent,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        start_new_session=True,
+    )
+
+
+def _runs(uri: str, name: str, kind: str | None = None):
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        return []
+    query = f"tags.`mtl.kind` = '{kind}'" if kind else ""
+    return client.search_runs([exp.experiment_id], query, max_results=1000)
+
+
+def _wait_for(predicate, what: str, log: Path, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except Exception:  # the stores may not exist yet
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"{what} did not happen: {log.read_text()[-3000:]}")
+
+
+def _midway(uri: str, name: str, log: Path, timeout: float = 300) -> dict[str, dict]:
+    """Wait until one trial has completed and another runs; the completed runs' metrics."""
+
+    def one_done_one_running() -> bool:
+        states = [r.data.tags.get("mtl.state") for r in _runs(uri, name, "trial")]
+        return "COMPLETE" in states and "RUNNING" in states
+
+    _wait_for(one_done_one_running, "a completed and a running trial", log, timeout)
+    return {
+        r.info.run_id: dict(r.data.metrics)
+        for r in _runs(uri, name, "trial")
+        if r.data.tags["mtl.state"] == "COMPLETE"
+    }
+
+
+def _long_study(name: str, **sections) -> dict:
+    study = small_study(name, **{"training": {"epochs": 40}, **sections})
+    study["tasks"] = {k: v for k, v in study["tasks"].items() if k in ("imdb", "yelp")}
+    return study
+
+
+def test_ctrl_c_stops_within_seconds_and_the_next_run_resumes(tmp_path):
+    study = _long_study("ctrl_c", training={"epochs": 15}, search={"n_trials": 3, "pruner": "none"})
+    path = write_study(tmp_path, study)
+    tracking = f"sqlite:///{tmp_path / '.sweeps' / 'mlflow.db'}"
+    storage = f"sqlite:///{tmp_path / '.sweeps' / 'optuna.db'}"
+    log = tmp_path / "run.log"
+    with open(log, "w") as out:
+        proc = _start(path, out)
+
+        done = _midway(tracking, "ctrl_c", log)
+        time.sleep(0.5)
+        sent = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+        code = proc.wait(timeout=30)
+        stopped_in = time.monotonic() - sent
+    assert code == 130, log.read_text()
+    assert stopped_in < 10
+    assert "interrupted" in log.read_text()
+    trials = optuna.load_study(study_name="ctrl_c", storage=storage).trials
+    (cut,) = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    assert cut.user_attrs["reason"] == "interrupted"
+    (run,) = [r for r in _runs(tracking, "ctrl_c", "trial") if r.info.status == "KILLED"]
+    assert run.data.tags["mtl.state"] == "FAIL" and "interrupted" in run.data.tags["mtl.error"]
+
+    resumed = sweeps("run", str(path), "--quiet", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    trials = optuna.load_study(study_name="ctrl_c", storage=storage).trials
+    assert Counter(t.state.name for t in trials) == {"FAIL": 1, "COMPLETE": 3}
+    runs = _runs(tracking, "ctrl_c")
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    by_id = {r.info.run_id: r for r in runs}
+    for run_id, metrics in done.items():  # nothing completed was lost
+        assert by_id[run_id].data.metrics == metrics
+
+
+def test_tracking_server_stopped_mid_study_stops_the_sweep_then_resumes(tmp_path):
+    backend = f"sqlite:///{tmp_path / 'server.db'}"
+    port = free_port()
+    server, url = launch_tracking_server(backend, tmp_path / "artifacts", port)
+    study = _long_study(
+        "server_down",
+        tracking_uri=url,
+        training={"epochs": 8},
+        search={"n_trials": 4, "pruner": "none", "store_retry_s": 4},
+    )
+    path = write_study(tmp_path, study)
+    storage = f"sqlite:///{tmp_path / '.sweeps' / 'optuna.db'}"
+    log = tmp_path / "run.log"
+    try:
+        with open(log, "w") as out:
+            proc = _start(path, out)
+
+            done = _midway(url, "server_down", log, 300)
+            stop_group(server)
+            stopped = time.monotonic()
+            code = proc.wait(timeout=120)
+            took = time.monotonic() - stopped
+        text = log.read_text()
+        assert code == 1, text
+        assert "did not answer" in text and "store_retry_s: 4" in text, text
+        assert "Traceback" not in text
+        assert took < 60  # the retry is bounded: 4 s of backoff plus the trial's own steps
+        trials = optuna.load_study(study_name="server_down", storage=storage).trials
+        assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+
+        server, url = launch_tracking_server(backend, tmp_path / "artifacts", port)
+        resumed = sweeps("run", str(path), "--quiet", cwd=tmp_path)
+        assert resumed.returncode == 0, resumed.stderr
+        runs = _runs(url, "server_down")
+        assert not [r for r in runs if r.info.status == "RUNNING"]
+        by_id = {r.info.run_id: r for r in runs}
+        for run_id, metrics in done.items():  # nothing completed was lost
+            assert by_id[run_id].data.metrics == metrics
+            assert by_id[run_id].info.status == "FINISHED"
+        states = Counter(
+            t.state.name
+            for t in optuna.load_study(study_name="server_down", storage=storage).trials
+        )
+        assert states["COMPLETE"] == 4
+    finally:
+        stop_group(server)
+
+
+def test_an_unwritable_artifact_store_costs_the_files_not_the_record(tmp_path):
+    study = _long_study(
+        "no_artifacts",
+        training={"epochs": 2, "affinity_every": 5},  # every trial logs affinity.csv
+        search={"n_trials": 2, "pruner": "none"},
+    )
+    path = write_study(tmp_path, study)
+    workdir = tmp_path / ".sweeps"
+    workdir.mkdir()
+    (workdir / "artifacts").write_text("a file where the artifact folder should be\n")
+    result = sweeps("run", str(path), "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("the artifact store cannot be written") == 1
+    assert "Traceback" not in result.stderr
+    tracking = f"sqlite:///{workdir / 'mlflow.db'}"
+    trials = _runs(tracking, "no_artifacts", "trial")
+    assert len(trials) == 2
+    for run in trials:
+        assert run.info.status == "FINISHED" and run.data.tags["mtl.state"] == "COMPLETE"
+        assert "delta_m" in run.data.metrics and "valid/imdb/f1" in run.data.metrics
+        assert run.data.tags["mtl.artifact_error"].startswith("affinity.csv: ")
+    assert not [r for r in _runs(tracking, "no_artifacts") if r.info.status == "RUNNING"]
+
+
+def _restart_postgres() -> None:
+    """Restart the local cluster the tests use (pg_ctlcluster, as .ci/run starts it)."""
+    import shutil
+
+    versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
+    if not shutil.which("pg_ctlcluster") or not versions:
+        if os.environ.get("MTL_REQUIRE_POSTGRES") == "1":
+            pytest.fail("restarting PostgreSQL needs pg_ctlcluster and /etc/postgresql")
+        pytest.skip("PostgreSQL cannot be restarted from here (no pg_ctlcluster)")
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "restart"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.postgres
+def test_workers_ride_out_a_postgresql_restart(tmp_path, postgres_db):
+    optuna_url, backend = postgres_db(), postgres_db()
+    server, url = launch_tracking_server(backend, tmp_path / "artifacts", free_port())
+    try:
+        study = _long_study(
+            "pg_restart",
+            tracking_uri=url,
+            storage=optuna_url,
+            training={"epochs": 8},
+            search={"n_trials": 4, "pruner": "none", "heartbeat_s": 5, "store_retry_s": 60},
+        )
+        path = write_study(tmp_path, study)
+        log = tmp_path / "worker.log"
+        with open(log, "w") as out:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "sweeps", "worker", str(path), "--quiet"],
+                cwd=tmp_path,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                start_new_session=True,
+            )
+
+            done = _midway(url, "pg_restart", log, 300)
+            _restart_postgres()
+            code = worker.wait(timeout=600)
+        assert code == 0, log.read_text()[-3000:]
+        trials = optuna.load_study(study_name="pg_restart", storage=optuna_url).trials
+        assert Counter(t.state.name for t in trials)["COMPLETE"] == 4, log.read_text()[-3000:]
+        runs = _runs(url, "pg_restart")
+        assert not [r for r in runs if r.info.status == "RUNNING"]
+        by_id = {r.info.run_id: r for r in runs}
+        for run_id, metrics in done.items():
+            assert by_id[run_id].data.metrics == metrics
+    finally:
+        stop_group(server)
+
+
+def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4))
+    frame = pd.DataFrame(x, columns=["a", "b", "c", "d"])
+    frame["y"] = x @ np.array([3.0, -2.0, 1.0, 0.5]) * 100
+    frame["z"] = x[:, 0] * 50
+    frame.to_csv(tmp_path / "table.csv", index=False)
+    task = {"path": "table.csv", "inputs": ["a", "b", "c", "d"], "type": "regression"}
+    study = {
+        "name": "diverge",
+        "tasks": {"y": {**task, "target": "y"}, "z": {**task, "target": "z"}},
+        "model": {"hidden_size": 8, "activation": "relu"},
+        "training": {"epochs": 5, "optimizer": "sgd", "schedule": "joint"},
+        "search": {
+            "n_trials": 2,
+            "sampler": "grid",
+            "pruner": "none",
+            "space": {"training.lr": {"choices": [0.001, 10.0]}},
+        },
+    }
+    path = write_study(tmp_path, study)
+    result = sweeps("run", str(path), "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    storage = f"sqlite:///{tmp_path / '.sweeps' / 'optuna.db'}"
+    trials = {
+        t.params["training.lr"]: t
+        for t in optuna.load_study(study_name="diverge", storage=storage).trials
+    }
+    assert trials[0.001].state == optuna.trial.TrialState.COMPLETE
+    assert trials[10.0].state == optuna.trial.TrialState.FAIL
+    assert "diverged" in trials[10.0].user_attrs["reason"]
+    assert "epoch 1" in trials[10.0].user_attrs["reason"]  # caught within the first epoch
+    tracking = f"sqlite:///{tmp_path / '.sweeps' / 'mlflow.db'}"
+    runs = {r.data.params["training.lr"]: r for r in _runs(tracking, "diverge", "trial")}
+    assert runs["10.0"].info.status == "FAILED"
+    assert "training diverged" in runs["10.0"].data.tags["mtl.error"]
+    assert runs["0.001"].info.status == "FINISHED" and "delta_m" in runs["0.001"].data.metrics

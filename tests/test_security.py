@@ -1,0 +1,83 @@
+"""Issue 7's security checks: loopback by default, safe YAML, masked secrets, no unpickling
+of files the user did not ask for."""
+
+from __future__ import annotations
+
+import re
+
+import typer.main
+
+from sweeps.cli import app
+from sweeps.masking import mask
+from tests.helpers import ROOT, small_study, sweeps, write_study
+
+
+def _option_default(command: str, option: str):
+    click_app = typer.main.get_command(app)
+    params = {p.name: p for p in click_app.commands[command].params}
+    return params[option].default
+
+
+def test_every_listening_command_binds_loopback_unless_told_otherwise():
+    assert _option_default("ui", "host") == "127.0.0.1"
+    assert _option_default("server", "host") == "127.0.0.1"
+    from sweeps.server import server_command
+
+    command = server_command("127.0.0.1", 5000, "/tmp/a")
+    assert command[command.index("--host") + 1] == "127.0.0.1"
+    cli = (ROOT / "sweeps" / "cli.py").read_text()  # the dashboard server has no host option
+    assert 'serve_dashboard(spec.tracking, spec.name, folder, "127.0.0.1"' in cli
+    for folder in ("sweeps", "dashboards", "mtl_core"):
+        for path in (ROOT / folder).rglob("*.py"):
+            assert "0.0.0.0" not in path.read_text(), path
+
+
+def test_yaml_tags_that_run_code_are_refused(tmp_path):
+    marker = tmp_path / "PWNED"
+    path = write_study(tmp_path, small_study("safe"))
+    text = path.read_text().replace(
+        "name: safe", f"name: !!python/object/apply:os.system ['touch {marker}']"
+    )
+    path.write_text(text)
+    result = sweeps("validate", str(path), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "not valid YAML" in result.stderr and "Traceback" not in result.stderr
+    assert not marker.exists()
+
+
+def test_secrets_are_masked_in_every_form_they_take():
+    assert mask("postgresql://bob:hunter2@db:5432/x") == "postgresql://bob:***@db:5432/x"
+    assert mask("http://u:p@mlflow:5000/api") == "http://u:***@mlflow:5000/api"
+    assert "hunter2" not in mask("dbname=x password=hunter2 host=db")
+    text = "error: OperationalError connecting to postgresql+psycopg://a:b%21c@h/db failed"
+    assert "b%21c" not in mask(text)
+
+
+UNSAFE = [
+    (r"\bpickle\.loads?\(", "pickle.load"),
+    (r"\bjoblib\.load\(", "joblib.load"),
+    (r"read_pickle\(", "pandas.read_pickle"),
+    (r"allow_pickle\s*=\s*True", "np.load(allow_pickle=True)"),
+    (r"\byaml\.load\(", "yaml.load (use safe_load)"),
+    (r"\byaml\.unsafe_load\(", "yaml.unsafe_load"),
+    (r"\bcloudpickle\b", "cloudpickle"),
+]
+
+
+def test_no_code_path_unpickles_files():
+    """Models and data are read with formats that cannot run code: CSV/TSV/parquet/JSONL,
+    ``np.load(allow_pickle=False)``; a ``torch.load`` would have to pass ``weights_only=True``."""
+    found = []
+    for folder in ("mtl_core", "sweeps", "dashboards"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            text = path.read_text()
+            for pattern, what in UNSAFE:
+                if re.search(pattern, text):
+                    found.append(f"{path.relative_to(ROOT)}: {what}")
+            for call in re.findall(r"torch\.load\([^)]*\)", text):
+                if "weights_only=True" not in call:
+                    found.append(f"{path.relative_to(ROOT)}: {call}")
+            for call in re.findall(r"np\.load\([^)]*\)", text):
+                if "allow_pickle=False" not in call:
+                    found.append(f"{path.relative_to(ROOT)}: {call}")
+    assert not found, found
