@@ -155,6 +155,12 @@ def fit(
         missing = [t for t in names if t not in (teachers or {})]
         if missing:
             raise ValueError(f"distillation needs a teacher for every task; none for {missing}")
+        for t in task_list:
+            if len(teachers[t.name]) != t.rows("train"):  # type: ignore[index]
+                raise ValueError(
+                    f"task {t.name!r}: the teacher has logits for {len(teachers[t.name])} rows, "  # type: ignore[index]
+                    f"the task {t.rows('train')} training rows"
+                )
     shapes = {t.input_shape for t in task_list}
     if len(shapes) > 1:
         raise ValueError(f"tasks trained together need rows of one shape, got {sorted(shapes)}")

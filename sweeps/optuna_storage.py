@@ -19,6 +19,8 @@ import sqlalchemy.exc
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages._heartbeat import BaseHeartbeat
 
+from sweeps.interrupts import atomic
+
 DISCONNECTED = (
     "server closed the connection",
     "terminating connection",
@@ -60,7 +62,8 @@ def _retry(storage: RetryingRDBStorage, call):
     started, wait = time.monotonic(), 0.2
     while True:
         try:
-            return call()
+            with atomic():  # Ctrl-C waits for the storage call in progress
+                return call()
         except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
             if not _disconnected(exc) or time.monotonic() - started >= storage.retry_s:
                 raise

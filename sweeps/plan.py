@@ -22,10 +22,15 @@ def print_plan(spec: StudySpec, data: StudyData, console: Console | None = None)
         rows = [str(task.rows(s)) for s in ("train", "valid", "test")]
         tasks.add_row(name, task.spec.type, task.spec.metric, classes, *rows)
     console.print(tasks)
+    described = list(data.space.describe())
+    arrays = [n for n in spec.task_names if spec.tasks[n].is_array]
+    if arrays:
+        shape = "×".join(str(d) for d in data.tasks[arrays[0]].input_shape)
+        described.append(f"{spec.tasks[arrays[0]].inputs} [array] {shape} for {','.join(arrays)}")
     console.print(
         "features: "
-        + escape("; ".join(data.space.describe()))
-        + f" (input width {data.space.width})"
+        + escape("; ".join(described))
+        + (f" (input width {data.space.width})" if data.space.blocks else "")
     )
     fixed = fixed_config(spec)
     console.print(

@@ -51,8 +51,9 @@ class SplitFiles(Strict):
 
 
 class TaskConfig(Strict):
-    path: str
-    format: Literal["csv", "tsv", "parquet", "jsonl"] | None = None
+    path: str  # a file (.csv .tsv .txt .parquet .jsonl .npz), or builtin:NAME
+    options: dict[str, int | float] | None = None  # a builtin source's settings
+    format: Literal["csv", "tsv", "parquet", "jsonl", "npz"] | None = None
     header: bool = True
     columns: list[str] | None = None
     inputs: str | list[str]
@@ -62,8 +63,27 @@ class TaskConfig(Strict):
     metric: str | None = None
     split: SplitFractions | SplitFiles = Field(default_factory=SplitFractions)
 
+    @property
+    def builtin(self) -> str | None:
+        return self.path.removeprefix("builtin:") if self.path.startswith("builtin:") else None
+
+    @property
+    def is_array(self) -> bool:
+        """Inputs and targets are named arrays (an .npz file, builtin:digits)."""
+        from mtl_core.data.builtin import ARRAY_SOURCES
+
+        if self.builtin is not None:
+            return self.builtin in ARRAY_SOURCES
+        return (self.format or Path(self.path).suffix.lower().lstrip(".")) == "npz"
+
     @model_validator(mode="after")
     def _consistent(self) -> TaskConfig:
+        if self.options is not None and self.builtin is None:
+            raise ValueError("`options` apply to built-in sources (path: builtin:NAME) only")
+        if self.is_array and isinstance(self.split, SplitFiles):
+            raise ValueError("array sources are split by fractions; give split: {valid, test}")
+        if self.is_array and not isinstance(self.inputs, str):
+            raise ValueError("an array source's `inputs` names one array")
         allowed = METRICS[self.type]
         if self.metric is None:
             self.metric = allowed[0] if self.type != "binary" else "f1"

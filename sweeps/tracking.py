@@ -17,6 +17,8 @@ from typing import Any
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from sweeps.interrupts import atomic
+
 logging.getLogger("mlflow").setLevel(logging.WARNING)  # no INFO lines about creating tables
 # against a server, MLflow prints "View run ... at: URL" on every run it ends: sweeps has its own
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
@@ -76,7 +78,8 @@ class RetryingClient:
         started, wait = time.monotonic(), 0.5
         while True:
             try:
-                return fn(*args, **kwargs)
+                with atomic():  # Ctrl-C waits for the write in progress
+                    return fn(*args, **kwargs)
             except Exception as exc:
                 if not _transient(exc):
                     raise

@@ -173,7 +173,12 @@ def is_surplus(ctx: TrialContext, trial: optuna.Trial) -> bool:
 def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
     try:
         return _run_trial(ctx, trial)
-    except (optuna.TrialPruned, SurplusTrial, KeyboardInterrupt):
+    except KeyboardInterrupt:
+        if "reason" not in trial.user_attrs:  # interrupted before its run was set up
+            trial.set_user_attr("reason", "interrupted")
+            trial.set_user_attr("not_counted", True)
+        raise
+    except (optuna.TrialPruned, SurplusTrial):
         raise
     except Exception as exc:  # every failure carries its reason: it counts, and status shows it
         if "reason" not in trial.user_attrs:

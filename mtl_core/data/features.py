@@ -94,6 +94,10 @@ class FeatureSpace:
             out.append(f"{b.column} [{kind}] width {b.width} for {owners}")
         return out
 
+    def layout(self, task: str) -> tuple[int, ...]:
+        """Which blocks a task's rows fill: tasks with the same layout get the same matrix."""
+        return tuple(i for i, b in enumerate(self.blocks) if task in b.tasks)
+
     def transform(self, task: str, frame: pd.DataFrame) -> sp.csr_matrix:
         """The task's rows in the whole space; blocks of other tasks stay zero."""
         n = len(frame)

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from mtl_core.data.features import FeatureSpace, TextFeatures, fit_feature_space
 from mtl_core.data.labels import apply_label_map, encode_targets, label_classes
 from mtl_core.data.readers import DataError
-from mtl_core.data.splits import SPLITS, split_frame
+from mtl_core.data.splits import SPLITS, split_positions
 from mtl_core.tasks import TaskSpec, TaskType, allowed_metrics
 
 
@@ -78,9 +78,10 @@ def prepare_tasks(
     feature space on the training rows. Raises ``DataError`` naming the task and column."""
     split_frames: dict[str, dict[str, pd.DataFrame]] = {}
     specs: dict[str, TaskSpec] = {}
+    shared: dict[tuple, dict[str, np.ndarray]] = {}  # one split per table read by several tasks
     for name, task in tasks.items():
         try:
-            split_frames[name], specs[name] = _split_and_label(name, task, seed)
+            split_frames[name], specs[name] = _split_and_label(name, task, seed, shared)
         except DataError as exc:
             raise DataError(f"task {name!r}: {exc}") from exc
     space = fit_feature_space(
@@ -89,15 +90,25 @@ def prepare_tasks(
         text,
     )
     prepared = {}
+    inputs_of: dict[tuple, dict] = {}  # tasks of one table with one input layout share x
     for name, task in tasks.items():
         frames = split_frames[name]
-        x = {s: space.transform(name, frames[s]) for s in SPLITS}
+        group = (_table_key(task), space.layout(name))
+        x = inputs_of.get(group) if group[0] is not None else None
+        if x is None:
+            x = {s: space.transform(name, frames[s]) for s in SPLITS}
+            inputs_of[group] = x
         y = {s: _targets(specs[name], task, frames[s]) for s in SPLITS}
         prepared[name] = TaskData(specs[name], x, y)
     return prepared, space
 
 
-def _split_and_label(name: str, task: TaskFrame, seed: int):
+def _table_key(task: TaskFrame) -> tuple | None:
+    """Tasks that read the same data frame with the same fractions share their rows."""
+    return None if task.frame is None else (id(task.frame), task.valid, task.test)
+
+
+def _split_and_label(name: str, task: TaskFrame, seed: int, shared: dict):
     task_type = _task_type(task.type)
     metric = task.metric or allowed_metrics(task_type)[0]
     if metric not in allowed_metrics(task_type):
@@ -134,10 +145,15 @@ def _split_and_label(name: str, task: TaskFrame, seed: int):
         raise DataError(f"column {targets[0]!r} has an empty label (row {row + 1})")
     classes = label_classes(task_type, label_values)
     if task.frame is not None:
-        strat = None
-        if task_type in (TaskType.binary, TaskType.multiclass):
-            strat = frames["all"][targets[0]].astype(str)
-        frames = split_frame(frames["all"], task.valid, task.test, seed, strat)
+        key = _table_key(task)
+        if key not in shared:  # the first task of a table fixes its split (stratified on it)
+            strat = None
+            if task_type in (TaskType.binary, TaskType.multiclass):
+                strat = frames["all"][targets[0]].astype(str)
+            shared[key] = split_positions(len(frames["all"]), task.valid, task.test, seed, strat)
+        frames = {
+            s: frames["all"].iloc[rows].reset_index(drop=True) for s, rows in shared[key].items()
+        }
     mean = std = None
     if task_type == TaskType.regression:
         train_y = encode_targets(task_type, frames["train"][targets[0]], classes)

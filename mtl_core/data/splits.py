@@ -20,7 +20,14 @@ def split_frame(
 ) -> dict[str, pd.DataFrame]:
     """Split rows into train/valid/test by fraction; stratified when ``stratify`` is given
     and every class has enough rows, else a plain seeded shuffle."""
-    n = len(frame)
+    positions = split_positions(len(frame), valid, test, seed, stratify)
+    return {split: frame.iloc[rows].reset_index(drop=True) for split, rows in positions.items()}
+
+
+def split_positions(
+    n: int, valid: float, test: float, seed: int, stratify: pd.Series | None = None
+) -> dict[str, np.ndarray]:
+    """The row positions of each split (sorted), as ``split_frame`` cuts them."""
     n_valid, n_test = round(n * valid), round(n * test)
     if n - n_valid - n_test < 1 or (valid > 0 and n_valid < 1) or (test > 0 and n_test < 1):
         raise DataError(
@@ -32,11 +39,7 @@ def split_frame(
     rest, test_idx = _cut(index, n_test, seed, strat)
     strat_rest = _usable(stratify.iloc[rest] if stratify is not None else None, n_valid, len(rest))
     train_idx, valid_idx = _cut(rest, n_valid, seed + 1, strat_rest)
-    return {
-        "train": frame.iloc[np.sort(train_idx)].reset_index(drop=True),
-        "valid": frame.iloc[np.sort(valid_idx)].reset_index(drop=True),
-        "test": frame.iloc[np.sort(test_idx)].reset_index(drop=True),
-    }
+    return {"train": np.sort(train_idx), "valid": np.sort(valid_idx), "test": np.sort(test_idx)}
 
 
 def _cut(index: np.ndarray, size: int, seed: int, strat: np.ndarray | None):
