@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -36,9 +37,6 @@ TRANSIENT = (
     "Read timed out",
     "RemoteDisconnected",
     "Remote end closed",
-    "502",
-    "503",
-    "504",
     "server closed the connection",
     "could not connect to server",
     "connection to server",
@@ -117,7 +115,11 @@ def _transient(exc: BaseException) -> bool:
     if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
         return True
     text = f"{type(exc).__name__}: {exc}"
-    return any(marker in text for marker in TRANSIENT)
+    if any(marker in text for marker in TRANSIENT):
+        return True
+    # a gateway or an overloaded server: HTTP 502/503/504 as a whole word (a run id may
+    # contain "502" among its hex digits)
+    return re.search(r"(?<![0-9A-Za-z])50[234](?![0-9A-Za-z])", text) is not None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -42,3 +42,14 @@ def test_default_stores_live_in_the_workdir(tmp_path):
     assert spec.tracking == f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}"
     assert spec.optuna_storage == f"sqlite:///{tmp_path / 'runs' / 'optuna.db'}"
     assert spec.embedded
+
+
+def test_only_connection_failures_are_retried_as_transient():
+    from sweeps.tracking import _transient
+
+    run_dir = "/x/artifacts/8f9f1dd4f5e54c02b50288bdc6af63bb"  # "502" among a run id's digits
+    assert not _transient(NotADirectoryError(f"[Errno 20] Not a directory: '{run_dir}'"))
+    assert not _transient(ValueError("Invalid parameter 'lr'"))
+    assert _transient(Exception("failed with error code 503 != 200"))
+    assert _transient(Exception("HTTPConnectionPool(...): Max retries exceeded"))
+    assert _transient(ConnectionRefusedError("[Errno 111] Connection refused"))
