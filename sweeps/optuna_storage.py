@@ -62,7 +62,7 @@ def _retry(storage: RetryingRDBStorage, call):
     started, wait = time.monotonic(), 0.2
     while True:
         try:
-            with atomic():  # Ctrl-C waits for the storage call in progress
+            with atomic(raise_now=False):  # Ctrl-C waits; raised outside Optuna
                 return call()
         except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
             if not _disconnected(exc) or time.monotonic() - started >= storage.retry_s:

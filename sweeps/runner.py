@@ -31,6 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweeps.baselines import Baselines
 from sweeps.errors import StudyError
+from sweeps.interrupts import raise_pending
 from sweeps.progress import Reporter
 from sweeps.space import grid_size, grid_values
 from sweeps.spec import StudySpec
@@ -284,6 +285,7 @@ def run_study(
     status = "FINISHED"
     try:
         while True:
+            raise_pending()  # a Ctrl-C that arrived during an Optuna storage call
             janitor.fail_stale()
             janitor.close_dead_runs()
             trials = study.get_trials(deepcopy=False)
