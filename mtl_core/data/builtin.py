@@ -88,16 +88,14 @@ def realised_correlation(frame: pd.DataFrame) -> float:
 
 
 def _related(rows: int, features: int, noise: float, seed: int) -> pd.DataFrame:
+    from mtl_core.data.synthetic import labelling_directions, noisy_labels
+
     rng = np.random.default_rng(seed)
-    shared = rng.normal(size=int(features))
-    other = rng.normal(size=int(features))
-    other -= other @ shared / (shared @ shared) * shared
+    shared, other = labelling_directions(rng, int(features))
     x = rng.normal(size=(int(rows), int(features)))
     frame = pd.DataFrame(x, columns=[f"x{k}" for k in range(int(features))])
     for name, weights in (("a", shared), ("b", shared), ("c", other)):
-        label = (x @ weights > 0).astype(int)
-        flip = rng.random(int(rows)) < noise
-        frame[name] = np.where(flip, 1 - label, label)
+        frame[name] = noisy_labels(rng, x, weights, noise)
     return frame
 
 

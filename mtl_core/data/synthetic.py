@@ -25,9 +25,7 @@ def related_tasks(
 ) -> dict[str, dict[str, pd.DataFrame]]:
     """``{task: {"train": frame, "valid": frame, "test": frame}}``, columns x0.. and label."""
     rng = np.random.default_rng(seed)
-    shared = rng.normal(size=features)
-    other = rng.normal(size=features)
-    other -= other @ shared / (shared @ shared) * shared
+    shared, other = labelling_directions(rng, features)
     columns = [f"x{k}" for k in range(features)]
     out = {}
     sizes = {"train": train_rows, "valid": eval_rows, "test": eval_rows}
@@ -35,9 +33,24 @@ def related_tasks(
         out[name] = {}
         for split, rows in sizes.items():
             x = rng.normal(size=(rows, features))
-            label = (x @ weights > 0).astype(int)
-            flip = rng.random(rows) < noise
             frame = pd.DataFrame(x, columns=columns)
-            frame["label"] = np.where(flip, 1 - label, label)
+            frame["label"] = noisy_labels(rng, x, weights, noise)
             out[name][split] = frame
     return out
+
+
+def labelling_directions(rng: np.random.Generator, features: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two labelling directions: a random one, and one orthogonal to it."""
+    shared = rng.normal(size=features)
+    other = rng.normal(size=features)
+    other -= other @ shared / (shared @ shared) * shared
+    return shared, other
+
+
+def noisy_labels(
+    rng: np.random.Generator, x: np.ndarray, weights: np.ndarray, noise: float
+) -> np.ndarray:
+    """``x @ weights > 0`` as 0/1, with a fraction ``noise`` of labels flipped."""
+    label = (x @ weights > 0).astype(int)
+    flip = rng.random(len(x)) < noise
+    return np.where(flip, 1 - label, label)

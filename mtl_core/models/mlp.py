@@ -89,14 +89,6 @@ def trunk_blocks(
     return blocks
 
 
-def mlp_trunk(
-    input_dim: int, hidden_size: int, depth: int, activation: str, dropout: float
-) -> nn.Sequential:
-    """The MLP trunk as one flat ``nn.Sequential`` (Linear, activation, dropout, ...)."""
-    blocks = trunk_blocks("mlp", (input_dim,), hidden_size, depth, activation, dropout)
-    return nn.Sequential(*[layer for block in blocks for layer in block])
-
-
 class ChannelsFirst(nn.Module):
     """(B, H, W) -> (B, 1, H, W); (B, H, W, C) -> (B, C, H, W)."""
 
