@@ -29,11 +29,12 @@ from typing import Any
 
 import numpy as np
 
+from mtl_core.data.prepare import TaskData
 from mtl_core.methods import MULTI_TASK_ONLY, SINGLE_TASK_TRAINING, single_task_model
 from sweeps.masking import mask
 from sweeps.space import TrialConfig, tuning_space
 from sweeps.spec import StudySpec
-from sweeps.study_data import StudyData
+from sweeps.study_data import StudyData, data_for
 from sweeps.tracking import Tracker
 
 # training settings a single-task baseline does not depend on
@@ -168,7 +169,11 @@ class Baselines:
     def _key(self, task: str, config: TrialConfig, seed: int) -> str:
         if self.spec.baselines.mode == "tuned":
             return _digest({"tuned": tuning_key(self.spec, self.data, task), "seed": seed})
-        return baseline_key(self.spec, self.data, task, config, seed)
+        return baseline_key(self.spec, self.data_of(config), task, config, seed)
+
+    def data_of(self, config: TrialConfig) -> StudyData:
+        """The data a configuration trains on (its own features when it searched them)."""
+        return data_for(self.spec, config.features, self.data)
 
     # --------------------------------------------------------------------------------------
 
@@ -264,7 +269,8 @@ class Baselines:
         single = single_task_config(config.train_config(seed))
         started = time.perf_counter()
         try:
-            result = fit(self.data.subset([task]), single, on_train)
+            data = self.data_of(config)
+            result = fit(data.subset([task]), single, on_train)
         except BaseException as exc:
             self.tracker.end_run(
                 run_id, "FAILED", {"mtl.error": mask(f"{type(exc).__name__}: {exc}")[:5000]}
@@ -283,7 +289,7 @@ class Baselines:
         metrics.append(("time/train_s", seconds, 0))
         self.tracker.log(run_id, metrics=metrics)
         if self.distills:
-            self._keep_teacher(key, run_id, result.model, task)
+            self._keep_teacher(key, run_id, result.model, data.tasks[task])
         self.tracker.end_run(run_id, "FINISHED")
         valid = result.valid[task][metric]
         return Baseline(
@@ -315,12 +321,13 @@ class Baselines:
         self._teachers[baseline.key] = logits
         return logits
 
-    def _keep_teacher(self, key: str, run_id: str, model, task: str) -> None:
+    def _keep_teacher(self, key: str, run_id: str, model, data: TaskData) -> None:
         import tempfile
 
         from mtl_core.distill import teacher_logits
 
-        logits = teacher_logits(model, self.data.tasks[task], next(model.parameters()).device)
+        task = data.name
+        logits = teacher_logits(model, data, next(model.parameters()).device)
         self._teachers[key] = logits
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / f"{task}.npy"

@@ -1,7 +1,8 @@
 """The search space: a trial's sampled values become a plain ``TrialConfig``.
 
 Space keys are dotted paths into ``model`` and ``training`` (``model.hidden_size``,
-``training.lr``), plus ``tasks``. A range on an integer field samples integers, on a float
+``training.lr``), into a column's feature settings (``features.text.max_features``: a trial
+then trains on features made with its own settings), plus ``tasks``. A range on an integer field samples integers, on a float
 field floats; text-valued fields take ``choices`` only. ``tasks: {subsets: ...}`` samples
 which tasks train together; every candidate subset is one categorical choice, written
 ``"a,b"`` (sorted).
@@ -22,6 +23,7 @@ from sweeps.spec import (
     RangeParam,
     StudySpec,
     SubsetsParam,
+    TextFeatureConfig,
     TrainingConfig,
 )
 
@@ -48,6 +50,7 @@ class TrialConfig:
     model: ModelConfig
     training: TrainingConfig
     params: dict[str, Any] = field(default_factory=dict)
+    features: dict[str, TextFeatureConfig] = field(default_factory=dict)
 
     def train_config(self, seed: int) -> TrainConfig:
         from mtl_core.train import TrainConfig
@@ -65,7 +68,19 @@ def searchable_fields() -> list[str]:
         for section, model in SECTIONS.items()
         for name in model.model_fields
         if f"{section}.{name}" not in NOT_SEARCHABLE
-    ]
+    ] + ["features.COLUMN.{" + ",".join(TextFeatureConfig.model_fields) + "}"]
+
+
+def setting(key: str) -> tuple[str, type[BaseModel], str] | None:
+    """Where a space key points: (section, its model, field); ``features.COL.FIELD`` gives
+    section ``features.COL``. None for a key that names no searchable setting."""
+    parts = key.split(".")
+    if len(parts) == 2 and parts[0] in SECTIONS and key not in NOT_SEARCHABLE:
+        if parts[1] in SECTIONS[parts[0]].model_fields:
+            return parts[0], SECTIONS[parts[0]], parts[1]
+    if len(parts) == 3 and parts[0] == "features" and parts[2] in TextFeatureConfig.model_fields:
+        return f"features.{parts[1]}", TextFeatureConfig, parts[2]
+    return None
 
 
 def task_subsets(spec: StudySpec) -> list[tuple[str, ...]]:
@@ -94,19 +109,19 @@ def check_space(spec: StudySpec) -> list[tuple[tuple, str]]:
         if key == "tasks":
             problems += [(loc, f"{where}: {p}") for p in _check_tasks(spec, entry)]
             continue
-        section, _, name = key.partition(".")
-        if (
-            section not in SECTIONS
-            or name not in SECTIONS[section].model_fields
-            or key in NOT_SEARCHABLE
-        ):
+        found = setting(key)
+        if found is None:
             allowed = ", ".join(["tasks", *searchable_fields()])
             problems.append((loc, f"{where}: not a searchable setting; allowed: {allowed}"))
+            continue
+        section, model, name = found
+        if section.startswith("features.") and not _read_column(spec, section[9:]):
+            problems.append((loc, f"{where}: no task reads a column {section[9:]!r} as input"))
             continue
         if isinstance(entry, SubsetsParam):
             problems.append((loc, f"{where}: `subsets` applies to `tasks` only"))
             continue
-        kind = _field_kind(SECTIONS[section], name)
+        kind = _field_kind(model, name)
         if isinstance(entry, RangeParam):
             if kind == "choice":
                 problems.append((loc, f"{where}: a text setting takes `choices`, not a range"))
@@ -166,8 +181,8 @@ def grid_values(spec: StudySpec) -> dict[str, list[Any]]:
         elif isinstance(entry, ChoicesParam):
             out[key] = list(entry.choices)
         else:
-            section, _, name = key.partition(".")
-            integer = _field_kind(SECTIONS[section], name) == "int"
+            _, model, name = setting(key)
+            integer = _field_kind(model, name) == "int"
             step = entry.step or (1 if integer else None)
             if step is None:
                 raise ValueError(key)
@@ -193,11 +208,10 @@ def grid_size(spec: StudySpec) -> int:
 def _check_grid(spec: StudySpec) -> list[tuple[tuple, str]]:
     problems = []
     for key, entry in spec.search.space.items():
-        section, _, name = key.partition(".")
         if (
             isinstance(entry, RangeParam)
             and entry.step is None
-            and _field_kind(SECTIONS[section], name) != "int"
+            and _field_kind(setting(key)[1], setting(key)[2]) != "int"
         ):
             problems.append(
                 (
@@ -317,17 +331,27 @@ def sample(trial: optuna.Trial, spec: StudySpec) -> TrialConfig:
             combos = [",".join(c) for c in task_subsets(spec)]
             tasks = trial.suggest_categorical("tasks", combos).split(",")
             continue
-        section, _, name = key.partition(".")
+        section, model, name = setting(key)
         if isinstance(entry, ChoicesParam):
             value = trial.suggest_categorical(key, entry.choices)
-        elif _field_kind(SECTIONS[section], name) == "int":
+        elif _field_kind(model, name) == "int":
             step = int(entry.step or 1)
             value = trial.suggest_int(
                 key, int(entry.low), int(entry.high), step=step, log=entry.log
             )
         else:
             value = trial.suggest_float(key, entry.low, entry.high, step=entry.step, log=entry.log)
-        updates[section][name] = value
+        updates.setdefault(section, {})[name] = value
+    return fixed_config(spec, tasks, updates)
+
+
+def config_from_params(spec: StudySpec, tasks: list[str], params: dict[str, Any]) -> TrialConfig:
+    """The configuration of a finished Optuna trial, from its parameters."""
+    updates: dict[str, dict[str, Any]] = {}
+    for key, value in params.items():
+        found = setting(key)
+        if found is not None:
+            updates.setdefault(found[0], {})[found[2]] = value
     return fixed_config(spec, tasks, updates)
 
 
@@ -339,12 +363,23 @@ def fixed_config(
     training = TrainingConfig.model_validate(
         {**spec.training.model_dump(), **updates.get("training", {})}
     )
+    features = dict(spec.features)
+    for section, values in updates.items():
+        if section.startswith("features."):
+            column = section.removeprefix("features.")
+            current = features.get(column, TextFeatureConfig()).model_dump()
+            features[column] = TextFeatureConfig.model_validate({**current, **values})
     tasks = sorted(tasks or spec.task_names)
-    return TrialConfig(tasks, model, training, effective_params(spec, tasks, model, training))
+    params = effective_params(spec, tasks, model, training, features)
+    return TrialConfig(tasks, model, training, params, features)
 
 
 def effective_params(
-    spec: StudySpec, tasks: list[str], model: ModelConfig, training: TrainingConfig
+    spec: StudySpec,
+    tasks: list[str],
+    model: ModelConfig,
+    training: TrainingConfig,
+    features: dict[str, TextFeatureConfig] | None = None,
 ) -> dict[str, Any]:
     """Every setting of a trial, sampled or fixed, under its dotted name."""
     params: dict[str, Any] = {"tasks": ",".join(tasks), "seed": spec.seed}
@@ -354,7 +389,7 @@ def effective_params(
             params.update({f"training.weights.{t}": w for t, w in sorted(v.items())})
         else:
             params[f"training.{k}"] = v
-    for column, text in spec.features.items():
+    for column, text in (spec.features if features is None else features).items():
         params.update({f"features.{column}.{k}": v for k, v in text.model_dump().items()})
     params["baselines.mode"] = spec.baselines.mode
     return params
@@ -362,6 +397,9 @@ def effective_params(
 
 def _field_kind(model: type[BaseModel], name: str) -> str:
     annotation = model.model_fields[name].annotation
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if type(None) in get_args(annotation) and len(args) == 1:
+        annotation = args[0]  # an optional setting (max_features: int | None)
     if annotation is int:
         return "int"
     if annotation is float:
@@ -371,10 +409,19 @@ def _field_kind(model: type[BaseModel], name: str) -> str:
     return "choice" if annotation in (str, bool) else "float"
 
 
+def _read_column(spec: StudySpec, column: str) -> bool:
+    return any(column in t.input_columns for t in spec.tasks.values())
+
+
 def _invalid(spec: StudySpec, section: str, name: str, value: Any) -> str | None:
-    current = getattr(spec, section).model_dump()
+    if section.startswith("features."):
+        model: type[BaseModel] = TextFeatureConfig
+        found = spec.features.get(section.removeprefix("features."))
+        current = found.model_dump() if found else {}
+    else:
+        model, current = SECTIONS[section], getattr(spec, section).model_dump()
     try:
-        SECTIONS[section].model_validate({**current, name: value})
+        model.model_validate({**current, name: value})
     except ValidationError as exc:
         return "; ".join(e["msg"] for e in exc.errors())
     return None

@@ -46,16 +46,30 @@ class SplitFractions(Strict):
 
 class SplitFiles(Strict):
     train: str
-    valid: str
+    valid: str | Annotated[float, Field(gt=0, lt=1)]  # a file, or a fraction of `train`
     test: str
 
 
 class TaskConfig(Strict):
-    path: str  # a file (.csv .tsv .txt .parquet .jsonl .npz), or builtin:NAME
+    # a file (.csv .tsv .txt .parquet .jsonl .npz), a folder of .npy, or builtin:NAME; may be
+    # left out when `split` names a file per split
+    path: str = ""
     options: dict[str, int | float] | None = None  # a builtin source's settings
-    format: Literal["csv", "tsv", "parquet", "jsonl", "npz"] | None = None
+    format: Literal["csv", "tsv", "parquet", "jsonl", "npz", "npy"] | None = None
     header: bool = True
     columns: list[str] | None = None
+    missing: list[str] | None = None  # markers of a missing value besides an empty field
+    # lines to skip before the header / first row; {test: 1} for one split's file only
+    skip_rows: (
+        Annotated[int, Field(ge=0)]
+        | dict[Literal["train", "valid", "test"], Annotated[int, Field(ge=0)]]
+    ) = 0
+
+    def skip_rows_of(self, split: str | None = None) -> int:
+        if isinstance(self.skip_rows, int):
+            return self.skip_rows
+        return self.skip_rows.get(split, 0) if split else 0
+
     inputs: str | list[str]
     target: str | list[str]
     label_map: dict[str | int | float | bool, str | int | float | bool] | None = None
@@ -74,12 +88,18 @@ class TaskConfig(Strict):
 
         if self.builtin is not None:
             return self.builtin in ARRAY_SOURCES
-        return (self.format or Path(self.path).suffix.lower().lstrip(".")) == "npz"
+        if self.format is not None:
+            return self.format in ("npz", "npy")
+        return self.path.endswith(("/", ".npy")) or Path(self.path).suffix.lower() == ".npz"
 
     @model_validator(mode="after")
     def _consistent(self) -> TaskConfig:
+        if not self.path and not isinstance(self.split, SplitFiles):
+            raise ValueError("`path` is required (unless `split` names a file per split)")
         if self.options is not None and self.builtin is None:
             raise ValueError("`options` apply to built-in sources (path: builtin:NAME) only")
+        if isinstance(self.skip_rows, dict) and not isinstance(self.split, SplitFiles):
+            raise ValueError("`skip_rows` per split needs split files; give one number")
         if self.is_array and isinstance(self.split, SplitFiles):
             raise ValueError("array sources are split by fractions; give split: {valid, test}")
         if self.is_array and not isinstance(self.inputs, str):
@@ -110,7 +130,10 @@ class TaskConfig(Strict):
 
 
 class TextFeatureConfig(Strict):
-    kind: Literal["bow", "tfidf"] = "bow"
+    """How one input column becomes features: text (bow, tfidf, with the settings below) or a
+    table column (numeric, categorical; the text settings do not apply)."""
+
+    kind: Literal["bow", "tfidf", "numeric", "categorical"] = "bow"
     max_features: Annotated[int, Field(ge=1)] | None = 5000
     vocabulary: Literal["union", "intersection", "per_task"] = "union"
     ngram_max: Annotated[int, Field(ge=1, le=3)] = 1

@@ -8,14 +8,16 @@ baseline be reused across task combinations.
 from __future__ import annotations
 
 import hashlib
+import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 from mtl_core.data.features import FeatureSpace, TextFeatures
 from mtl_core.data.prepare import TaskData, TaskFrame, prepare_tasks
-from mtl_core.data.readers import DataError, read_table
+from mtl_core.data.readers import DataError, read_arrays, read_table
 from sweeps.errors import StudyError
-from sweeps.spec import SplitFiles, StudySpec, TaskConfig
+from sweeps.spec import SplitFiles, StudySpec, TaskConfig, TextFeatureConfig
 
 
 @dataclass
@@ -28,24 +30,32 @@ class StudyData:
         return [self.tasks[n] for n in names]
 
 
-_CACHE: dict[str, StudyData] = {}
+_CACHE: OrderedDict[str, StudyData] = OrderedDict()  # prepared data, by content and settings
+_SOURCES: OrderedDict[tuple, object] = OrderedDict()  # tables and arrays as read, by content
+CACHE_SIZE = 8
 
 
 def load_study_data(spec: StudySpec) -> StudyData:
-    """Read and prepare every task; raises ``StudyError`` naming the task field and file."""
-    key = _cache_key(spec)
+    """Read and prepare every task; raises ``StudyError`` naming the task field and file.
+
+    Files are read and featurized once per process: the result is kept under a key made of
+    the files' contents (not their names or times, so an edited file is read again) and the
+    settings that shape the data. Several feature settings of one study (searched
+    ``features.*``) share the tables as read."""
+    contents: dict[Path, str] = {}
+    key = _cache_key(spec, contents)
     if key in _CACHE:
+        _CACHE.move_to_end(key)
         return _CACHE[key]
     frames: dict[str, TaskFrame] = {}
     arrays: dict[str, dict] = {}
     fingerprints: dict[str, str] = {}
-    sources: dict[tuple, object] = {}  # tasks reading one source get one object: shared rows
     for name in spec.task_names:
         task = spec.tasks[name]
         if task.is_array:
-            arrays[name], fingerprints[name] = _array_source(spec, name, task, sources)
+            arrays[name], fingerprints[name] = _array_source(spec, name, task, contents)
         else:
-            frames[name], fingerprints[name] = _task_frame(spec, name, task, sources)
+            frames[name], fingerprints[name] = _task_frame(spec, name, task, contents)
     text = {column: TextFeatures(**cfg.model_dump()) for column, cfg in spec.features.items()}
     try:
         prepared, space = prepare_tasks(frames, text, seed=spec.seed)
@@ -53,12 +63,28 @@ def load_study_data(spec: StudySpec) -> StudyData:
         raise StudyError(_locate(spec, str(exc))) from None
     prepared.update(_array_tasks(spec, arrays))
     data = StudyData({n: prepared[n] for n in spec.task_names}, space, fingerprints)
-    _CACHE[key] = data
+    _remember(_CACHE, key, data)
     return data
 
 
+def data_for(
+    spec: StudySpec, features: dict[str, TextFeatureConfig], loaded: StudyData | None = None
+) -> StudyData:
+    """The study's data with a trial's feature settings (which differ from the study's when it
+    searched ``features.*``); ``loaded`` is the study's own data, returned when they match."""
+    if loaded is not None and features == spec.features:
+        return loaded
+    return load_study_data(spec.model_copy(update={"features": features}))
+
+
+def _remember(cache: OrderedDict, key, value) -> None:
+    cache[key] = value
+    while len(cache) > CACHE_SIZE:
+        cache.popitem(last=False)
+
+
 def _task_frame(
-    spec: StudySpec, name: str, task: TaskConfig, sources: dict
+    spec: StudySpec, name: str, task: TaskConfig, contents: dict
 ) -> tuple[TaskFrame, str]:
     digest = hashlib.sha256(task.model_dump_json().encode())
     common = dict(
@@ -71,67 +97,90 @@ def _task_frame(
     if isinstance(task.split, SplitFiles):
         splits = {}
         for split in ("train", "valid", "test"):
-            path = spec.resolve(getattr(task.split, split))
-            splits[split] = _read(f"tasks.{name}.split.{split}", path, task, digest, sources)
-        return TaskFrame(splits=splits, **common), digest.hexdigest()[:16]
+            where = getattr(task.split, split)
+            if isinstance(where, float):
+                continue  # a fraction of the training file
+            field = f"tasks.{name}.split.{split}"
+            splits[split] = _read(field, spec.resolve(where), task, digest, contents, split)
+        valid = task.split.valid if isinstance(task.split.valid, float) else 0.0
+        return TaskFrame(splits=splits, valid=valid, **common), digest.hexdigest()[:16]
     if task.builtin is not None:
-        frame = _builtin(name, task, digest, sources)
+        frame = _builtin(name, task, digest)
     else:
-        frame = _read(f"tasks.{name}.path", spec.resolve(task.path), task, digest, sources)
+        frame = _read(f"tasks.{name}.path", spec.resolve(task.path), task, digest, contents)
     fractions = dict(valid=task.split.valid, test=task.split.test)
     return TaskFrame(frame=frame, **fractions, **common), digest.hexdigest()[:16]
 
 
-def _read(field: str, path: Path, task: TaskConfig, digest, sources: dict) -> object:
+def _read(
+    field: str, path: Path, task: TaskConfig, digest, contents: dict, split: str | None = None
+) -> object:
+    if path.is_dir():
+        raise StudyError(f"{field}: {path} is a folder; a table is one file")
     if not path.is_file():
         raise StudyError(f"{field}: no such file {path}")
-    key = ("file", str(path), task.format, task.header, tuple(task.columns or ()))
-    if key not in sources:
+    options = (task.format, task.header, tuple(task.columns or ()))
+    options += (tuple(task.missing or ()), task.skip_rows_of(split))
+    key = ("file", _content(path, contents), options)
+    if key not in _SOURCES:
         try:
-            sources[key] = read_table(path, task.format, task.header, task.columns)
+            frame = read_table(
+                path, task.format, task.header, task.columns, task.missing, options[-1]
+            )
         except DataError as exc:
             raise StudyError(f"{field}: {exc}") from None
-    digest.update(path.read_bytes())
-    return sources[key]
+        _remember(_SOURCES, key, frame)
+    digest.update(key[1].encode())
+    return _SOURCES[key]
 
 
-def _builtin(name: str, task: TaskConfig, digest, sources: dict) -> object:
+def _content(path: Path, contents: dict) -> str:
+    """The sha256 of a file, or of a folder's .npy files (once per load)."""
+    if path not in contents:
+        digest = hashlib.sha256()
+        files = sorted(path.glob("*.npy")) if path.is_dir() else [path]
+        for file in files:
+            digest.update(file.name.encode())
+            with file.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+        contents[path] = digest.hexdigest()
+    return contents[path]
+
+
+def _builtin(name: str, task: TaskConfig, digest) -> object:
     from mtl_core.data.builtin import load_builtin
 
     key = ("builtin", task.builtin, tuple(sorted((task.options or {}).items())))
-    if key not in sources:
+    if key not in _SOURCES:
         try:
-            sources[key] = load_builtin(task.builtin or "", task.options)
+            _remember(_SOURCES, key, load_builtin(task.builtin or "", task.options))
         except DataError as exc:
             raise StudyError(f"tasks.{name}.path: {exc}") from None
     digest.update(repr(key).encode())
-    return sources[key]
+    return _SOURCES[key]
 
 
-def _array_source(spec: StudySpec, name: str, task: TaskConfig, sources: dict):
-    """The named arrays of an .npz file (read without pickle) or of builtin:digits."""
-    import numpy as np
-
+def _array_source(spec: StudySpec, name: str, task: TaskConfig, contents: dict):
+    """The named arrays of an .npz file or a folder of .npy files (read without pickle), or
+    of builtin:digits."""
     digest = hashlib.sha256(task.model_dump_json().encode())
     if task.builtin is not None:
-        source = _builtin(name, task, digest, sources)
+        source = _builtin(name, task, digest)
         where = task.path
     else:
         path = spec.resolve(task.path)
         where = str(path)
-        if not path.is_file():
-            raise StudyError(f"tasks.{name}.path: no such file {path}")
-        key = ("npz", str(path))
-        if key not in sources:
+        if not path.exists():
+            raise StudyError(f"tasks.{name}.path: no such file or folder {path}")
+        key = ("arrays", _content(path, contents))
+        if key not in _SOURCES:
             try:
-                with np.load(path, allow_pickle=False) as found:
-                    sources[key] = {k: found[k] for k in found.files}
-            except (OSError, ValueError) as exc:
-                raise StudyError(
-                    f"tasks.{name}.path: {path}: cannot be read as .npz: {exc}"
-                ) from None
-        digest.update(path.read_bytes())
-        source = sources[key]
+                _remember(_SOURCES, key, read_arrays(path))
+            except DataError as exc:
+                raise StudyError(f"tasks.{name}.path: {exc}") from None
+        digest.update(key[1].encode())
+        source = _SOURCES[key]
     for field, key in (("inputs", task.inputs), ("target", task.target)):
         if key not in source:
             raise StudyError(
@@ -163,27 +212,36 @@ def _array_tasks(spec: StudySpec, arrays: dict[str, dict]) -> dict[str, TaskData
 
 
 def _locate(spec: StudySpec, message: str) -> str:
-    """Prefix a data error with the task it concerns, as a dotted field."""
+    """Prefix a data error with the task it concerns, as a dotted field, and the file."""
     for name in spec.task_names:
         prefix = f"task {name!r}: "
-        if message.startswith(prefix):
-            return f"tasks.{name}: {spec.resolve(spec.tasks[name].path).name}: {message[len(prefix) :]}"
+        if not message.startswith(prefix):
+            continue
+        task, rest = spec.tasks[name], message[len(prefix) :]
+        source = task.path
+        if isinstance(task.split, SplitFiles):
+            found = re.search(r"\((train|valid|test) split\)", rest)
+            part = found.group(1) if found else "train"
+            source = getattr(task.split, part)
+            if isinstance(source, float):  # validation rows carved from the training file
+                source = task.split.train
+        shown = source if task.builtin is not None else spec.resolve(source).name
+        return f"tasks.{name}: {shown}: {rest}"
     return message
 
 
-def _cache_key(spec: StudySpec) -> str:
+def _cache_key(spec: StudySpec, contents: dict) -> str:
     files = []
     for task in spec.tasks.values():
-        paths = (
-            [task.path]
-            if not isinstance(task.split, SplitFiles)
-            else [task.split.train, task.split.valid, task.split.test]
-        )
+        if task.builtin is not None:
+            continue
+        paths = [task.path]
+        if isinstance(task.split, SplitFiles):
+            paths = [p for p in (task.split.train, task.split.valid, task.split.test)]
         for p in paths:
-            resolved = spec.resolve(p)
-            stat = resolved.stat() if resolved.is_file() else None
-            files.append(
-                (str(resolved), stat.st_mtime_ns if stat else None, stat.st_size if stat else None)
-            )
+            if isinstance(p, str) and spec.resolve(p).exists():
+                files.append(_content(spec.resolve(p), contents))
+            else:
+                files.append(repr(p))
     payload = spec.model_dump_json(include={"seed", "tasks", "features"}) + repr(files)
     return hashlib.sha256(payload.encode()).hexdigest()

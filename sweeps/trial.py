@@ -248,9 +248,8 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
             teachers = None
             if config.training.distill > 0:
                 teachers = {t: ctx.baselines.teacher(b) for t, b in per_task.items()}
-            result = fit(
-                ctx.data.subset(config.tasks), config.train_config(seed), [record], teachers
-            )
+            data = ctx.baselines.data_of(config)
+            result = fit(data.subset(config.tasks), config.train_config(seed), [record], teachers)
             times["train"] += result.train_seconds
             results.append(result)
         summary = _summarise(results, baselines)
@@ -267,7 +266,8 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
             from sweeps.trial_diagnostics import log_diagnostics
 
             ctx.reporter.phase("diagnostics")
-            log_diagnostics(ctx.tracker, run_id, ctx.data, config, results[0], seeds[0])
+            data = ctx.baselines.data_of(config)
+            log_diagnostics(ctx.tracker, run_id, data, config, results[0], seeds[0])
         affinity = mean_affinity(results)
         if affinity:
             trial.set_user_attr("affinity", affinity)

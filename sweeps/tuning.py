@@ -19,9 +19,9 @@ from typing import Any
 import optuna
 
 from mtl_core.tasks import higher_is_better
-from sweeps.space import TrialConfig, fixed_config, sample, tuning_space
+from sweeps.space import TrialConfig, config_from_params, sample, tuning_space
 from sweeps.spec import StudySpec
-from sweeps.study_data import StudyData
+from sweeps.study_data import StudyData, data_for
 
 
 @dataclass
@@ -55,7 +55,7 @@ def tune(
         config = sample(trial, narrowed)
         single = single_task_config(config.train_config(spec.seed))
         try:
-            result = fit(data.subset([task]), single, on_train)
+            result = fit(data_for(spec, config.features).subset([task]), single, on_train)
         except Exception as exc:  # a setting that cannot train loses; the tuning goes on
             trial.set_user_attr("reason", f"{type(exc).__name__}: {exc}")
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -65,8 +65,5 @@ def tune(
     if not complete:
         raise RuntimeError(f"tuning the baseline of task {task!r}: no trial could train")
     best = study.best_trial
-    updates: dict[str, dict[str, Any]] = {"model": {}, "training": {}}
-    for k, v in best.params.items():
-        section, _, field = k.partition(".")
-        updates[section][field] = v
-    return TuningOutcome(name, best.number, float(best.value), fixed_config(spec, [task], updates))
+    config = config_from_params(spec, [task], best.params)
+    return TuningOutcome(name, best.number, float(best.value), config)

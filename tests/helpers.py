@@ -64,6 +64,15 @@ def sweeps(*args: str, cwd: Path | None = None, timeout: float = 600, env: dict 
     )
 
 
+def assert_refused(result, needles: list[str], folder: Path) -> None:
+    """A clean refusal: exit 2, every needle in the message, no traceback, no store written."""
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in result.stderr, f"{needle!r} not in {result.stderr!r}"
+    assert not (folder / ".sweeps").exists(), "a refused study wrote a store"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

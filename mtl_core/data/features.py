@@ -1,18 +1,26 @@
 """Input columns become one sparse feature space shared by every task of a study.
 
-Each input column is a *block* of the feature space. A text column is a bag-of-words (or
-TF-IDF) block whose vocabulary is fitted on training rows only and shared across the tasks
-that read that column:
+Each input column is part of a *block* of the feature space. Columns are one of four kinds
+(``features.COLUMN.kind``, else detected, see ``column_kind``):
 
-- ``union``: every word seen in any task's training text (ranked by summed document
-  frequency when ``max_features`` caps it);
-- ``intersection``: only the words that occur in the training text of every task;
-- ``per_task``: one vocabulary per task, each in a block of its own, so each task has its own
-  first-layer weights for its words and shares everything above.
+- ``numeric``: missing values are imputed with the training rows' median, then the column is
+  standardised with the training rows' mean and standard deviation;
+- ``categorical``: one-hot encoded over the categories seen in the training rows; a missing
+  value is a category of its own (``(missing)``), a category first seen outside the training
+  rows encodes as all zeros;
+- ``bow`` / ``tfidf`` (text): a bag-of-words (or TF-IDF) block whose vocabulary is fitted on
+  training rows only and shared across the tasks that read that column:
 
-A numeric column is a block of width one, standardised with the training rows' mean and
-standard deviation. Rows are kept as CSR matrices of the whole space; the training loop makes
-a batch dense at once (``densify``), never one row at a time.
+  - ``union``: every word seen in any task's training text (ranked by summed document
+    frequency when ``max_features`` caps it);
+  - ``intersection``: only the words that occur in the training text of every task;
+  - ``per_task``: one vocabulary per task, each in a block of its own, so each task has its
+    own first-layer weights for its words and shares everything above.
+
+The numeric and categorical columns read by the same tasks form one *tabular* block: a
+scikit-learn ``ColumnTransformer`` (imputer + scaler, imputer + one-hot encoder) fitted on the
+training rows. Rows are kept as CSR matrices of the whole space; the training loop makes a
+batch dense at once (``densify``), never one row at a time.
 """
 
 from __future__ import annotations
@@ -25,18 +33,30 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from mtl_core.data.readers import DataError
 
 Vocabulary = Literal["union", "intersection", "per_task"]
+ColumnKind = Literal["bow", "tfidf", "numeric", "categorical"]
+TEXT_KINDS = ("bow", "tfidf")
+MISSING_CATEGORY = "(missing)"
+# a column of strings is text when its values hold this many words on average, or when more
+# than half of its values are distinct; otherwise it is categorical
+TEXT_MIN_WORDS = 2.0
 
 
 @dataclass(frozen=True)
 class TextFeatures:
-    """How a text column becomes features (scikit-learn's CountVectorizer / TF-IDF)."""
+    """How an input column becomes features. ``kind`` is ``bow``/``tfidf`` for text (with
+    scikit-learn's CountVectorizer / TF-IDF and the settings below), or ``numeric`` /
+    ``categorical`` for table columns (the text settings do not apply to them)."""
 
-    kind: Literal["bow", "tfidf"] = "bow"
+    kind: ColumnKind = "bow"
     max_features: int | None = 5000
     vocabulary: Vocabulary = "union"
     ngram_max: int = 1
@@ -44,17 +64,123 @@ class TextFeatures:
     lowercase: bool = True
 
 
+ColumnFeatures = TextFeatures
+
+
+def column_kind(series: pd.Series, declared: str | None = None) -> str:
+    """``numeric``, ``categorical`` or ``bow`` for a column as read (``declared`` wins).
+
+    A column that pandas read as numbers is numeric. A column of strings of which at least
+    90% of the non-empty values parse as numbers is numeric too (the others are then errors,
+    reported by ``check_column``). Otherwise it is text when more than half of its values are
+    distinct or when they average ``TEXT_MIN_WORDS`` words or more, else categorical. Only
+    the distinct values are looked at, so a long column of few values costs little.
+    """
+    if declared is not None:
+        return declared
+    if _is_number_column(series):
+        return "numeric"
+    counts = _distinct_values(series)
+    if not len(counts):
+        return "numeric"  # all empty: check_column says so
+    total = counts.sum()
+    numbers = pd.to_numeric(pd.Series(counts.index), errors="coerce").notna().to_numpy()
+    if counts.to_numpy()[numbers].sum() >= 0.9 * total:
+        return "numeric"
+    if len(counts) > total / 2:
+        return "bow"
+    words = pd.Series(counts.index).str.split().str.len().to_numpy()
+    if (words * counts.to_numpy()).sum() / total >= TEXT_MIN_WORDS:
+        return "bow"
+    return "categorical"
+
+
+def check_column(series: pd.Series, column: str, kind: str) -> None:
+    """Refuse a column that cannot become features, naming the column and the first bad row
+    (rows count from 1, the header not included)."""
+    if _is_number_column(series):
+        numbers = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        if np.isnan(numbers).all():
+            raise DataError(f"column {column!r} has no values (every row is empty)")
+        bad = np.isinf(numbers)
+        if kind == "numeric" and bad.any():
+            _refuse_number(series, column, bad)
+        return
+    counts = _distinct_values(series)
+    if not len(counts):
+        raise DataError(f"column {column!r} has no values (every row is empty)")
+    if kind != "numeric":
+        return
+    distinct = pd.Series(counts.index)
+    parsed = pd.to_numeric(distinct, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    wrong = set(distinct[~np.isfinite(parsed)])
+    if wrong:
+        _refuse_number(series, column, _stripped(series).isin(wrong).to_numpy())
+
+
+def _refuse_number(series: pd.Series, column: str, bad: np.ndarray) -> None:
+    position = int(np.flatnonzero(bad)[0])
+    count = int(bad.sum())
+    value = series.iloc[position]
+    value = value.strip() if isinstance(value, str) else value
+    raise DataError(
+        f"column {column!r}, row {position + 1}: {value!r} is not a number "
+        f"({count} such value{'s' if count > 1 else ''} in a numeric column); fix the file, "
+        f"list the marker under the task's `missing:`, or set features.{column}.kind: "
+        "categorical"
+    )
+
+
+def _is_number_column(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+
+
+def _stripped(series: pd.Series) -> pd.Series:
+    """Every value as a stripped string ("" where missing), mapped over distinct values."""
+    distinct = series.dropna().unique()
+    return series.map({v: str(v).strip() for v in distinct}).fillna("")
+
+
+def _distinct_values(series: pd.Series) -> pd.Series:
+    """Counts of the non-empty values, as stripped strings."""
+    counts = series.value_counts(dropna=True)
+    keys = pd.Series([str(v).strip() for v in counts.index])
+    counts = pd.Series(counts.to_numpy(), index=keys).groupby(level=0).sum()
+    return counts[counts.index != ""]
+
+
 @dataclass
 class _Block:
-    column: str
+    columns: tuple[str, ...]
     offset: int
     width: int
     tasks: tuple[str, ...]
     words: tuple[str, ...] = ()
     idf: TfidfTransformer | None = None
-    mean: float = 0.0
-    std: float = 1.0
-    config: TextFeatures | None = None
+    config: TextFeatures | None = None  # text blocks
+    transformer: ColumnTransformer | None = None  # tabular blocks
+    numeric: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+
+    @property
+    def column(self) -> str:
+        return self.columns[0]
+
+    @property
+    def kind(self) -> str:
+        return self.config.kind if self.config else "table"
+
+    def state(self) -> bytes:
+        """What the fitted block depends on, for the space's fingerprint."""
+        parts = [repr((self.columns, self.offset, self.width, self.tasks, self.config))]
+        parts.append("\x1f".join(self.words or self.names))
+        if self.transformer is not None:
+            for name, fitted, _ in self.transformer.transformers_:
+                if name == "numeric":
+                    parts.append(repr(fitted[0].statistics_.tolist()))
+                    parts.append(repr(fitted[1].mean_.tolist() + fitted[1].scale_.tolist()))
+        return "\x1e".join(parts).encode()
 
 
 @dataclass
@@ -62,6 +188,7 @@ class FeatureSpace:
     """The fitted layout of the input space; ``transform`` maps a task's rows into it."""
 
     blocks: list[_Block] = field(default_factory=list)
+    kinds: dict[str, str] = field(default_factory=dict)  # column -> its kind
 
     @property
     def width(self) -> int:
@@ -71,28 +198,38 @@ class FeatureSpace:
         """A hash of everything that fixes the features (vocabularies, scalers, offsets)."""
         digest = hashlib.sha256()
         for b in self.blocks:
-            digest.update(repr((b.column, b.offset, b.width, b.tasks, b.config)).encode())
-            digest.update("\x1f".join(b.words).encode())
-            digest.update(np.float64([b.mean, b.std]).tobytes())
+            digest.update(b.state())
         return digest.hexdigest()[:16]
 
     def feature_names(self) -> list[str]:
-        """One name per input column of the space: ``column:word`` for text, else the column."""
+        """One name per input column of the space: ``column:word`` for text, ``column`` for a
+        numeric column and ``column=category`` for a one-hot column."""
         names: list[str] = []
         for b in self.blocks:
-            if b.words:
-                names += [f"{b.column}:{w}" for w in b.words]
-            else:
-                names += [b.column] * b.width
+            names += [f"{b.column}:{w}" for w in b.words] if b.config else list(b.names)
         return names
 
     def describe(self) -> list[str]:
         out = []
         for b in self.blocks:
-            kind = b.config.kind if b.config else "numeric"
             owners = ",".join(b.tasks)
-            out.append(f"{b.column} [{kind}] width {b.width} for {owners}")
+            if b.config:
+                out.append(f"{b.column} [{b.config.kind}] width {b.width} for {owners}")
+                continue
+            kinds = [f"{c} [numeric]" for c in b.numeric] + [
+                f"{c} [categorical]" for c in b.categorical
+            ]
+            out.append(f"{', '.join(kinds)}: width {b.width} for {owners}")
         return out
+
+    def scaling(self, column: str) -> tuple[float, float]:
+        """The (mean, standard deviation) a numeric column is standardised with."""
+        for b in self.blocks:
+            if column in b.numeric and b.transformer is not None:
+                scaler = b.transformer.named_transformers_["numeric"][1]
+                i = b.numeric.index(column)
+                return float(scaler.mean_[i]), float(scaler.scale_[i])
+        raise KeyError(f"no numeric column {column!r}")
 
     def layout(self, task: str) -> tuple[int, ...]:
         """Which blocks a task's rows fill: tasks with the same layout get the same matrix."""
@@ -113,9 +250,9 @@ class FeatureSpace:
 
 
 def _transform_block(b: _Block, frame: pd.DataFrame) -> sp.csr_matrix:
-    if b.config is None:
-        values = (_numeric(frame[b.column], b.column) - b.mean) / b.std
-        return sp.csr_matrix(values.reshape(-1, 1).astype(np.float32))
+    if b.transformer is not None:
+        table = _tabular(frame, b.numeric, b.categorical)
+        return sp.csr_matrix(b.transformer.transform(table), dtype=np.float32)
     counts = _vectorizer(b.config, vocabulary=b.words).transform(_text(frame[b.column]))
     if b.idf is not None:
         counts = b.idf.transform(counts)
@@ -126,28 +263,40 @@ def fit_feature_space(
     train_frames: Mapping[str, pd.DataFrame],
     inputs: Mapping[str, Sequence[str]],
     text: Mapping[str, TextFeatures] | None = None,
+    kinds: Mapping[str, str] | None = None,
 ) -> FeatureSpace:
     """Fit the blocks on training rows. ``inputs`` maps task -> its input columns; ``text``
-    maps a column name to its text settings (a column of strings without one gets the
-    defaults)."""
+    maps a column name to its settings; ``kinds`` maps a column to the kind found for it
+    (``column_kind`` decides for the others)."""
     text = dict(text or {})
     space = FeatureSpace()
     columns: dict[str, list[str]] = {}
     for task, cols in inputs.items():
         for col in cols:
             columns.setdefault(col, []).append(task)
-    offset = 0
     for col, tasks in columns.items():
-        is_text = col in text or any(_is_text(train_frames[t][col]) for t in tasks)
-        if not is_text:
-            values = np.concatenate([_numeric(train_frames[t][col], col) for t in tasks])
-            std = float(values.std()) or 1.0
-            space.blocks.append(
-                _Block(col, offset, 1, tuple(tasks), mean=float(values.mean()), std=std)
-            )
-            offset += 1
+        declared = text[col].kind if col in text else (kinds or {}).get(col)
+        space.kinds[col] = column_kind(_stack(train_frames, tasks, col), declared)
+    tables: dict[tuple[str, ...], list[str]] = {}  # tasks -> their numeric/categorical columns
+    order: list[tuple[str, object]] = []
+    for col, tasks in columns.items():
+        if space.kinds[col] in TEXT_KINDS:
+            order.append(("text", col))
+        else:
+            group = tuple(tasks)
+            if group not in tables:
+                tables[group] = []
+                order.append(("table", group))
+            tables[group].append(col)
+    offset = 0
+    for what, item in order:
+        if what == "table":
+            block = _fit_table(train_frames, item, tables[item], space.kinds, offset)
+            space.blocks.append(block)
+            offset += block.width
             continue
-        config = text.get(col, TextFeatures())
+        col, tasks = item, columns[item]
+        config = text.get(col, TextFeatures(kind=space.kinds[col]))
         groups = [(t,) for t in tasks] if config.vocabulary == "per_task" else [tuple(tasks)]
         for group in groups:
             words = _fit_vocabulary(config, {t: train_frames[t][col] for t in group}, col)
@@ -156,9 +305,92 @@ def fit_feature_space(
                 vec = _vectorizer(config, vocabulary=words)
                 corpus = pd.concat([_text(train_frames[t][col]) for t in group])
                 idf = TfidfTransformer().fit(vec.transform(corpus))
-            space.blocks.append(_Block(col, offset, len(words), group, words, idf, config=config))
+            space.blocks.append(
+                _Block((col,), offset, len(words), group, words, idf, config=config)
+            )
             offset += len(words)
     return space
+
+
+def _fit_table(
+    train_frames: Mapping[str, pd.DataFrame],
+    tasks: tuple[str, ...],
+    columns: list[str],
+    kinds: Mapping[str, str],
+    offset: int,
+) -> _Block:
+    numeric = tuple(c for c in columns if kinds[c] == "numeric")
+    categorical = tuple(c for c in columns if kinds[c] == "categorical")
+    frames = _distinct([train_frames[t] for t in tasks])
+    table = pd.concat([_tabular(f, numeric, categorical) for f in frames], ignore_index=True)
+    for col in numeric:
+        if table[col].isna().all():
+            raise DataError(f"column {col!r} has no values in the training rows")
+    transformer = ColumnTransformer(
+        [
+            (
+                "numeric",
+                Pipeline(
+                    [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+                ),
+                list(numeric),
+            ),
+            (
+                "categorical",
+                OneHotEncoder(
+                    handle_unknown="ignore",
+                    dtype=np.float32,
+                    feature_name_combiner=lambda column, value: f"{column}={value}",
+                ),
+                list(categorical),
+            ),
+        ],
+        sparse_threshold=1.0,
+        verbose_feature_names_out=False,
+    )
+    transformer.fit(table)
+    names = tuple(str(n) for n in transformer.get_feature_names_out())
+    return _Block(
+        tuple(columns),
+        offset,
+        len(names),
+        tasks,
+        transformer=transformer,
+        numeric=numeric,
+        categorical=categorical,
+        names=names,
+    )
+
+
+def _tabular(frame: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str]):
+    """The block's columns as the transformer takes them: numbers (NaN where missing) and
+    category strings (``(missing)`` where missing)."""
+    out = {c: pd.to_numeric(frame[c], errors="coerce").astype(np.float64) for c in numeric}
+    for c in categorical:
+        series = frame[c]
+        names = {v: _category(v) for v in series.dropna().unique()}
+        out[c] = series.map(names).fillna(MISSING_CATEGORY).astype(object)
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _category(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    return text or MISSING_CATEGORY
+
+
+def _distinct(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """Tasks of one table share their frames: fit on its rows once, not once per task."""
+    seen: dict[int, pd.DataFrame] = {}
+    for f in frames:
+        seen.setdefault(id(f), f)
+    return list(seen.values())
+
+
+def _stack(frames: Mapping[str, pd.DataFrame], tasks: Sequence[str], column: str) -> pd.Series:
+    parts = _distinct([frames[t] for t in tasks])
+    return parts[0][column] if len(parts) == 1 else pd.concat([f[column] for f in parts])
 
 
 def densify(matrix: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
@@ -205,16 +437,5 @@ def _vectorizer(config: TextFeatures, vocabulary=None, min_df: int = 1) -> Count
     )
 
 
-def _is_text(series: pd.Series) -> bool:
-    return not pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-
-
 def _text(series: pd.Series) -> pd.Series:
     return series.fillna("").astype(str)
-
-
-def _numeric(series: pd.Series, column: str) -> np.ndarray:
-    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
-    if np.isnan(values).any():
-        raise DataError(f"column {column!r} has empty or non-numeric values")
-    return values

@@ -10,10 +10,16 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from mtl_core.data.features import FeatureSpace, TextFeatures, fit_feature_space
-from mtl_core.data.labels import apply_label_map, encode_targets, label_classes
+from mtl_core.data.features import (
+    FeatureSpace,
+    TextFeatures,
+    check_column,
+    column_kind,
+    fit_feature_space,
+)
+from mtl_core.data.labels import apply_label_map, encode_targets, label_classes, label_key
 from mtl_core.data.readers import DataError
-from mtl_core.data.splits import SPLITS, split_positions
+from mtl_core.data.splits import SPLITS, check_split_size, split_positions
 from mtl_core.tasks import TaskSpec, TaskType, allowed_metrics
 
 
@@ -74,27 +80,36 @@ def prepare_tasks(
     text: Mapping[str, TextFeatures] | None = None,
     seed: int = 0,
 ) -> tuple[dict[str, TaskData], FeatureSpace]:
-    """Encode labels, split rows (seeded, stratified for classification) and fit one shared
-    feature space on the training rows. Raises ``DataError`` naming the task and column."""
+    """Check every input and target column, encode labels, split rows (seeded, stratified
+    for classification) and fit one shared feature space on the training rows. Raises
+    ``DataError`` naming the task, the column and, where one is at fault, the row."""
     split_frames: dict[str, dict[str, pd.DataFrame]] = {}
     specs: dict[str, TaskSpec] = {}
-    shared: dict[tuple, dict[str, np.ndarray]] = {}  # one split per table read by several tasks
+    shared: dict[tuple, dict[str, pd.DataFrame]] = {}  # one split per table read by several tasks
+    kinds: dict[str, str] = {c: t.kind for c, t in (text or {}).items()}
     for name, task in tasks.items():
         try:
-            split_frames[name], specs[name] = _split_and_label(name, task, seed, shared)
+            split_frames[name], specs[name] = _split_and_label(name, task, seed, shared, kinds)
         except DataError as exc:
             raise DataError(f"task {name!r}: {exc}") from exc
-    space = fit_feature_space(
-        {name: frames["train"] for name, frames in split_frames.items()},
-        {name: task.input_columns for name, task in tasks.items()},
-        text,
-    )
+    try:
+        space = fit_feature_space(
+            {name: frames["train"] for name, frames in split_frames.items()},
+            {name: task.input_columns for name, task in tasks.items()},
+            text,
+            kinds,
+        )
+    except DataError as exc:
+        owner = next(
+            (n for n, t in tasks.items() if _names_column(str(exc), t.input_columns)), None
+        )
+        raise (DataError(f"task {owner!r}: {exc}") if owner else exc) from exc
     prepared = {}
     inputs_of: dict[tuple, dict] = {}  # tasks of one table with one input layout share x
     for name, task in tasks.items():
         frames = split_frames[name]
         group = (_table_key(task), space.layout(name))
-        x = inputs_of.get(group) if group[0] is not None else None
+        x = inputs_of.get(group)
         if x is None:
             x = {s: space.transform(name, frames[s]) for s in SPLITS}
             inputs_of[group] = x
@@ -103,12 +118,18 @@ def prepare_tasks(
     return prepared, space
 
 
-def _table_key(task: TaskFrame) -> tuple | None:
-    """Tasks that read the same data frame with the same fractions share their rows."""
-    return None if task.frame is None else (id(task.frame), task.valid, task.test)
+def _names_column(message: str, columns: Sequence[str]) -> bool:
+    return any(f"column {c!r}" in message for c in columns)
 
 
-def _split_and_label(name: str, task: TaskFrame, seed: int, shared: dict):
+def _table_key(task: TaskFrame) -> tuple:
+    """Tasks that read the same data frames with the same fractions share their rows."""
+    if task.frame is not None:
+        return (id(task.frame), task.valid, task.test)
+    return (tuple((s, id(f)) for s, f in sorted(task.splits.items())), task.valid)
+
+
+def _split_and_label(name: str, task: TaskFrame, seed: int, shared: dict, kinds: dict):
     task_type = _task_type(task.type)
     metric = task.metric or allowed_metrics(task_type)[0]
     if metric not in allowed_metrics(task_type):
@@ -121,12 +142,15 @@ def _split_and_label(name: str, task: TaskFrame, seed: int, shared: dict):
         frames = {"all": task.frame}
     else:
         missing = [s for s in SPLITS if s not in task.splits]
+        if missing == ["valid"] and task.valid > 0:
+            missing = []  # carved from the training file below
         if missing:
             raise DataError(f"`splits` lacks {', '.join(missing)}")
         frames = dict(task.splits)
     targets = task.target_columns
     if task_type != TaskType.multilabel and len(targets) != 1:
         raise DataError(f"a {task_type} task has one target column, got {len(targets)}")
+    labels: dict[str, pd.Series | pd.DataFrame] = {}
     for part, frame in frames.items():
         where = "" if part == "all" else f" ({part} split)"
         for col in task.input_columns + targets:
@@ -134,37 +158,131 @@ def _split_and_label(name: str, task: TaskFrame, seed: int, shared: dict):
                 raise DataError(f"no column {col!r}{where}; columns are {list(frame.columns)}")
         if len(frame) == 0:
             raise DataError(f"no rows{where}")
-        if task_type != TaskType.multilabel:
-            frame = frame.copy()
-            frame[targets[0]] = apply_label_map(frame[targets[0]], task.label_map)
-            frames[part] = frame
-    every_row = pd.concat(frames.values(), ignore_index=True)
-    label_values = every_row[targets] if task_type == TaskType.multilabel else every_row[targets[0]]
-    if task_type != TaskType.multilabel and label_values.isna().any():
-        row = int(np.flatnonzero(label_values.isna().to_numpy())[0])
-        raise DataError(f"column {targets[0]!r} has an empty label (row {row + 1})")
-    classes = label_classes(task_type, label_values)
+        for col in task.input_columns:
+            if col not in kinds:
+                kinds[col] = column_kind(frame[col])
+            try:
+                check_column(frame[col], col, kinds[col])
+            except DataError as exc:
+                raise DataError(f"{exc}{where}") from None
+        labels[part] = _labels(task_type, task, frame, where)
+    every = pd.concat(labels.values(), ignore_index=True)
+    try:
+        classes = label_classes(task_type, every)
+    except DataError as exc:
+        raise DataError(f"column {targets[0]!r}: {exc}") from None
     if task.frame is not None:
-        key = _table_key(task)
-        if key not in shared:  # the first task of a table fixes its split (stratified on it)
-            strat = None
-            if task_type in (TaskType.binary, TaskType.multiclass):
-                strat = frames["all"][targets[0]].astype(str)
-            shared[key] = split_positions(len(frames["all"]), task.valid, task.test, seed, strat)
-        frames = {
-            s: frames["all"].iloc[rows].reset_index(drop=True) for s, rows in shared[key].items()
-        }
+        check_split_size(len(task.frame), task.valid, task.test)
+    classify = task_type in (TaskType.binary, TaskType.multiclass)
+    if classify:
+        _check_class_rows(labels, targets[0], task)
+    key = _table_key(task)
+    if key not in shared:  # the first task of a table fixes its split (stratified on it)
+        if task.frame is not None:
+            strat = labels["all"].astype(str) if classify else None
+            rows = split_positions(len(frames["all"]), task.valid, task.test, seed, strat)
+            shared[key] = _cut_rows(frames["all"], rows)
+        elif "valid" not in frames:  # a fraction of the training file becomes validation rows
+            strat = labels["train"].astype(str) if classify else None
+            try:
+                rows = split_positions(len(frames["train"]), task.valid, 0.0, seed, strat)
+            except DataError as exc:
+                raise DataError(f"{exc} (train split)") from None
+            shared[key] = {**_cut_rows(frames["train"], rows), "test": frames["test"]}
+        else:
+            shared[key] = frames
+    frames = shared[key]
     mean = std = None
     if task_type == TaskType.regression:
-        train_y = encode_targets(task_type, frames["train"][targets[0]], classes)
+        raw = apply_label_map(frames["train"][targets[0]], task.label_map)
+        train_y = encode_targets(task_type, raw, classes)
         mean, std = float(train_y.mean()), float(train_y.std()) or 1.0
     spec = TaskSpec(name, task_type, metric, classes, mean or 0.0, std or 1.0)
     return frames, spec
 
 
+def _cut_rows(frame: pd.DataFrame, rows: Mapping[str, np.ndarray]) -> dict[str, pd.DataFrame]:
+    return {
+        s: frame.iloc[positions].reset_index(drop=True)
+        for s, positions in rows.items()
+        if s != "test" or len(positions)
+    }
+
+
+def _labels(task_type: TaskType, task: TaskFrame, frame: pd.DataFrame, where: str):
+    """A split's raw labels, after ``label_map``, checked row by row."""
+    targets = task.target_columns
+    if task_type == TaskType.multilabel:
+        values = frame[targets]
+        for col in targets:
+            numbers = pd.to_numeric(values[col], errors="coerce")
+            bad = ~numbers.isin((0, 1))
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise DataError(
+                    f"column {col!r}, row {row + 1}{where}: {values[col].iloc[row]!r}; "
+                    "multilabel target columns hold 0 or 1"
+                )
+        return values
+    col = targets[0]
+    values = frame[col]
+    empty = values.isna() | (values.astype(str).str.strip() == "")
+    if empty.any():
+        row = int(np.flatnonzero(empty.to_numpy())[0])
+        raise DataError(
+            f"column {col!r} has an empty label (row {row + 1}{where}; "
+            f"{int(empty.sum())} empty in all)"
+        )
+    try:
+        values = apply_label_map(values, task.label_map)
+    except DataError as exc:
+        raise DataError(f"column {col!r}{where}: {exc}") from None
+    if task_type == TaskType.regression:
+        numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(numbers)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"column {col!r}, row {row + 1}{where}: {values.iloc[row]!r} is not a number; "
+                "a regression target must be numeric"
+            )
+    return values
+
+
+def _check_class_rows(labels: dict[str, pd.Series], column: str, task: TaskFrame) -> None:
+    """Every class needs a row in each split: refuse one that is too rare to get them."""
+    if "all" in labels:
+        needed = 1 + (task.valid > 0) + (task.test > 0)
+        counts = _class_counts(labels["all"])
+        rare = counts[counts < needed]
+        if len(rare):
+            shown = ", ".join(f"{c!r} ({n} row{'s' if n > 1 else ''})" for c, n in rare.items())
+            raise DataError(
+                f"column {column!r}: too few rows for class {shown}: each class needs at least "
+                f"{needed}, one per split; merge it into another with `label_map` or drop its rows"
+            )
+        return
+    train = set(_class_counts(labels["train"]).index)
+    for part in [p for p in ("valid", "test") if p in labels]:
+        unseen = sorted(set(_class_counts(labels[part]).index) - train, key=str)
+        if unseen:
+            raise DataError(
+                f"column {column!r} ({part} split): class {unseen[0]!r} has no training rows"
+            )
+
+
+def _class_counts(labels: pd.Series) -> pd.Series:
+    """Rows per class, by label key (1, 1.0 and "1" are one class)."""
+    counts = labels.value_counts()
+    keys = [str(label_key(v)) for v in counts.index]
+    return pd.Series(counts.to_numpy(), index=keys).groupby(level=0).sum()
+
+
 def _targets(spec: TaskSpec, task: TaskFrame, frame: pd.DataFrame) -> np.ndarray:
     cols = task.target_columns
-    values = frame[cols] if spec.type == TaskType.multilabel else frame[cols[0]]
+    if spec.type == TaskType.multilabel:
+        return encode_targets(spec.type, frame[cols], spec.classes)
+    values = apply_label_map(frame[cols[0]], task.label_map)
     return encode_targets(spec.type, values, spec.classes)
 
 

@@ -2,7 +2,12 @@
 
 Tab-separated files are read with quoting off: review sentences hold unbalanced ``"``
 characters (the UCI ``imdb_labelled.txt`` loses 227 of its 1,000 rows to quote handling
-otherwise). CSV files keep standard quoting, since commas inside fields need it.
+otherwise). CSV files keep standard quoting, since commas inside fields need it, and drop the
+spaces after a delimiter (the UCI census files separate fields by ``", "``).
+
+Empty fields are missing values. ``missing`` names more markers (the census files write
+``?``); ``skip_rows`` skips lines before the header or first row (``adult.test`` opens with a
+banner line).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".parquet": "parquet", ".jsonl": "jsonl"}
@@ -32,8 +38,11 @@ def read_table(
     format: str | None = None,
     header: bool = True,
     columns: list[str] | None = None,
+    missing: list[str] | None = None,
+    skip_rows: int = 0,
 ) -> pd.DataFrame:
-    """Read one table. ``columns`` names the columns when the file has no header row."""
+    """Read one table. ``columns`` names the columns when the file has no header row;
+    ``missing`` lists extra markers of a missing value."""
     path = Path(path)
     fmt = format or infer_format(path)
     if not path.is_file():
@@ -46,6 +55,9 @@ def read_table(
                 header=0 if header else None,
                 quoting=csv.QUOTE_MINIMAL if fmt == "csv" else csv.QUOTE_NONE,
                 skip_blank_lines=True,
+                skipinitialspace=fmt == "csv",
+                skiprows=skip_rows or None,
+                na_values=missing or None,
             )
         elif fmt == "parquet":
             frame = pd.read_parquet(path)
@@ -53,6 +65,8 @@ def read_table(
             frame = pd.read_json(path, lines=True)
         else:
             raise DataError(f"{path}: unknown format {fmt!r}; use csv, tsv, parquet or jsonl")
+        if missing and fmt in ("parquet", "jsonl"):
+            frame = frame.replace(list(missing), np.nan)
     except DataError:
         raise
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
@@ -70,3 +84,33 @@ def read_table(
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """Named arrays: an ``.npz`` file, or a folder of ``.npy`` files (each array named by its
+    file name without ``.npy``). Read without pickle: object arrays are refused."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.npy"))
+        if not files:
+            raise DataError(f"{path}: a folder of arrays holds .npy files, and this one has none")
+        out = {}
+        for file in files:
+            try:
+                out[file.stem] = np.load(file, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise DataError(f"{file}: cannot be read as .npy: {_first_line(exc)}") from exc
+        return out
+    if not path.is_file():
+        raise DataError(f"{path}: no such file or folder")
+    if path.suffix.lower() == ".npy":
+        raise DataError(
+            f"{path}: a .npy file holds one array; put the inputs and the targets as .npy "
+            "files in one folder and give the folder as `path` (`inputs` and `target` name "
+            "the files without .npy)"
+        )
+    try:
+        with np.load(path, allow_pickle=False) as found:
+            return {k: found[k] for k in found.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{path}: cannot be read as .npz: {_first_line(exc)}") from exc

@@ -28,18 +28,24 @@ def split_positions(
     n: int, valid: float, test: float, seed: int, stratify: pd.Series | None = None
 ) -> dict[str, np.ndarray]:
     """The row positions of each split (sorted), as ``split_frame`` cuts them."""
+    check_split_size(n, valid, test)
     n_valid, n_test = round(n * valid), round(n * test)
-    if n - n_valid - n_test < 1 or (valid > 0 and n_valid < 1) or (test > 0 and n_test < 1):
-        raise DataError(
-            f"{n} rows are too few for a split of valid={valid}, test={test}: "
-            "every split needs at least one row"
-        )
     index = np.arange(n)
     strat = _usable(stratify, n_valid + n_test, n)
     rest, test_idx = _cut(index, n_test, seed, strat)
     strat_rest = _usable(stratify.iloc[rest] if stratify is not None else None, n_valid, len(rest))
     train_idx, valid_idx = _cut(rest, n_valid, seed + 1, strat_rest)
     return {"train": np.sort(train_idx), "valid": np.sort(valid_idx), "test": np.sort(test_idx)}
+
+
+def check_split_size(n: int, valid: float, test: float) -> None:
+    """Refuse fractions that leave a split without rows."""
+    n_valid, n_test = round(n * valid), round(n * test)
+    if n - n_valid - n_test < 1 or (valid > 0 and n_valid < 1) or (test > 0 and n_test < 1):
+        raise DataError(
+            f"{n} rows are too few for a split of valid={valid}, test={test}: "
+            "every split needs at least one row"
+        )
 
 
 def _cut(index: np.ndarray, size: int, seed: int, strat: np.ndarray | None):

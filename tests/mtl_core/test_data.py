@@ -150,3 +150,53 @@ def test_prepare_tasks_names_the_missing_column():
     frame = pd.DataFrame({"text": ["a b"] * 20, "label": [0, 1] * 10})
     with pytest.raises(DataError, match="task 'a'.*no column 'stars'"):
         prepare_tasks({"a": TaskFrame(frame=frame, inputs="text", target="stars", type="binary")})
+
+
+def test_column_kinds_are_detected_and_declared_kinds_win():
+    from mtl_core.data.features import column_kind
+
+    assert column_kind(pd.Series([1.5, None, 3.0])) == "numeric"
+    assert column_kind(pd.Series(["1", "2.5", "x"] + ["4"] * 30)) == "numeric"  # "x" is bad
+    assert column_kind(pd.Series(["Private", "State-gov", "Private", None] * 5)) == "categorical"
+    assert column_kind(pd.Series(["a fine film", "not good at all"] * 5)) == "bow"
+    assert column_kind(pd.Series([f"id{i}" for i in range(20)])) == "bow"  # mostly distinct
+    assert column_kind(pd.Series(["a", "b"] * 5), declared="bow") == "bow"
+
+
+def test_numeric_missing_values_take_the_training_median():
+    frames = {"t": pd.DataFrame({"v": [1.0, None, 3.0, 10.0]})}
+    space = fit_feature_space(frames, {"t": ["v"]})
+    mean, std = space.scaling("v")
+    assert mean == pytest.approx((1 + 3 + 3 + 10) / 4)  # the gap filled with the median 3
+    out = space.transform("t", pd.DataFrame({"v": [None]})).toarray()
+    assert out[0, 0] == pytest.approx((3 - mean) / std)
+
+
+def test_categories_come_from_training_rows_and_missing_is_a_category():
+    train = pd.DataFrame({"c": ["red", "blue", None, "red"], "v": [1, 2, 3, 4]})
+    kinds = {"c": TextFeatures(kind="categorical")}  # 2 distinct of 3: detected as text
+    space = fit_feature_space({"t": train}, {"t": ["c", "v"]}, kinds)
+    assert space.feature_names() == ["v", "c=(missing)", "c=blue", "c=red"]
+    rows = pd.DataFrame({"c": ["green", None, "blue"], "v": [1, 2, 3]})
+    out = space.transform("t", rows).toarray()
+    assert out[0, 1:].tolist() == [0, 0, 0]  # unseen in training: all zeros
+    assert out[1, 1:].tolist() == [1, 0, 0] and out[2, 1:].tolist() == [0, 1, 0]
+    other = fit_feature_space(
+        {"t": train.assign(c=["red", "red", "red", "blue"])}, {"t": ["c", "v"]}, kinds
+    )
+    assert other.fingerprint() != space.fingerprint()
+
+
+def test_label_map_merges_stars_into_three_classes():
+    frame = pd.DataFrame({"text": ["great food here", "awful place", "okay i guess"] * 10})
+    frame["stars"] = [5, 1, 3] * 10
+    stars = {1: "negative", 2: "negative", 3: "neutral", 4: "positive", 5: "positive"}
+    tasks, _ = prepare_tasks(
+        {
+            "y": TaskFrame(
+                frame=frame, inputs="text", target="stars", type="multiclass", label_map=stars
+            )
+        }
+    )
+    assert tasks["y"].spec.classes == ("negative", "neutral", "positive")
+    assert sorted(set(tasks["y"].y["train"].tolist())) == [0, 1, 2]

@@ -7,7 +7,7 @@ import copy
 
 import pytest
 
-from tests.helpers import small_study, sweeps, write_study
+from tests.helpers import assert_refused, small_study, sweeps, write_study
 
 
 def _set(study: dict, dotted: list, value) -> dict:
@@ -103,19 +103,11 @@ CASES = {
 }
 
 
-def _assert_clean_failure(result, needles, folder):
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    for needle in needles:
-        assert needle in result.stderr, f"{needle!r} not in {result.stderr!r}"
-    assert not (folder / ".sweeps").exists(), "a failed validation wrote a store"
-
-
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_run_refuses_and_writes_nothing(tmp_path, case):
     dotted, value, needles = CASES[case]
     write_study(tmp_path, _set(small_study(), dotted, value))
-    _assert_clean_failure(sweeps("run", "study.yaml", cwd=tmp_path), needles, tmp_path)
+    assert_refused(sweeps("run", "study.yaml", cwd=tmp_path), needles, tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -124,7 +116,7 @@ def test_run_refuses_and_writes_nothing(tmp_path, case):
 def test_validate_refuses(tmp_path, case):
     dotted, value, needles = CASES[case]
     write_study(tmp_path, _set(small_study(), dotted, value))
-    _assert_clean_failure(sweeps("validate", "study.yaml", cwd=tmp_path), needles, tmp_path)
+    assert_refused(sweeps("validate", "study.yaml", cwd=tmp_path), needles, tmp_path)
 
 
 def test_yaml_syntax_error_names_file_and_line(tmp_path):
@@ -162,7 +154,7 @@ def test_binary_task_with_three_classes(tmp_path):
     study["tasks"]["imdb"]["path"] = "three.txt"
     write_study(tmp_path, study)
     result = sweeps("run", "study.yaml", cwd=tmp_path)
-    _assert_clean_failure(result, ["tasks.imdb", "exactly 2 distinct labels"], tmp_path)
+    assert_refused(result, ["tasks.imdb", "exactly 2 distinct labels"], tmp_path)
 
 
 def test_validate_prints_the_plan(tmp_path):

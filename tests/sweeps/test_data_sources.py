@@ -35,7 +35,8 @@ def test_targets_of_one_builtin_table_share_rows_and_inputs(tmp_path):
     sin, cos = data.tasks["sin"], data.tasks["cos"]
     assert sin.x is cos.x  # one input matrix per split: the joint schedule runs one forward
     assert sin.rows("train") == 1400 and cos.rows("valid") == 300
-    x = sin.x["train"].toarray().ravel() * data.space.blocks[0].std + data.space.blocks[0].mean
+    mean, std = data.space.scaling("x")
+    x = sin.x["train"].toarray().ravel() * std + mean
     assert np.allclose(np.sin(x), sin.y["train"], atol=1e-5)
     assert np.allclose(np.cos(x), cos.y["train"], atol=1e-5)
     run_study(spec)
@@ -60,10 +61,10 @@ def test_a_csv_read_by_two_tasks_is_split_once(tmp_path):
     assert data.tasks["big"].x is data.tasks["size"].x
     for split in ("train", "valid", "test"):  # the same rows, in the same order
         x = data.tasks["big"].x[split].toarray()
-        a = x[:, 0] * data.space.blocks[0].std + data.space.blocks[0].mean
+        a_mean, a_std = data.space.scaling("a")
+        a = x[:, 0] * a_std + a_mean
         assert np.array_equal(data.tasks["big"].y[split], (a > 0).astype(np.float32))
-    b_std = data.space.blocks[1].std
-    b_mean = data.space.blocks[1].mean
+    b_mean, b_std = data.space.scaling("b")
     b = data.tasks["size"].x["test"].toarray()[:, 1] * b_std + b_mean
     assert np.allclose(data.tasks["size"].y["test"], 2 * b, atol=1e-4)
 
