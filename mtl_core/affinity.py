@@ -77,8 +77,9 @@ class AffinityMeter:
             return
         batches = {}
         for name, task in self.tasks.items():
-            n = task.rows("train")
-            rows = self.rng.choice(n, size=min(self.batch_size, n), replace=False)
+            labelled = task.labelled_positions("train")  # partial labels: its own rows
+            n = len(labelled)
+            rows = labelled[self.rng.choice(n, size=min(self.batch_size, n), replace=False)]
             batches[name] = (
                 input_batch(task.x["train"], rows).to(self.device),
                 torch.from_numpy(task.y["train"][rows]).to(self.device),

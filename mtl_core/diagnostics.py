@@ -49,8 +49,9 @@ class GradientMeter:
         try:
             flat = {}
             for name, task in self.tasks.items():
-                n = task.rows("train")
-                rows = self.rng.choice(n, size=min(self.batch_size, n), replace=False)
+                labelled = task.labelled_positions("train")  # partial labels: its own rows
+                n = len(labelled)
+                rows = labelled[self.rng.choice(n, size=min(self.batch_size, n), replace=False)]
                 x = input_batch(task.x["train"], rows).to(self.device)
                 y = torch.from_numpy(task.y["train"][rows]).to(self.device)
                 loss = task_types.loss(task.spec, model(x, name), y)
@@ -106,6 +107,7 @@ def cross_task_scores(
 ) -> Mapping[str, float]:
     """``data``'s rows on ``split`` through ``head``'s head, scored against ``data``'s labels."""
     model.eval()
+    rows = data.labelled_positions(split)
     with torch.no_grad():
-        logits = model(input_batch(data.x[split]).to(device), head)
-    return task_types.score(head_spec, data.y[split], task_types.predict(head_spec, logits))
+        logits = model(input_batch(data.x[split], rows).to(device), head)
+    return task_types.score(head_spec, data.y[split][rows], task_types.predict(head_spec, logits))

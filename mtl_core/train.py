@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -180,7 +181,13 @@ def fit(
         sharing_penalty=config.sharing_penalty,
     ).to(device)
     optimizers = _optimizers(config, model, names, device)
-    sizes = {t.name: t.rows("train") for t in task_list}
+    groups = {t.name: id(t.x["train"]) for t in task_list}  # same x object: same rows
+    rows_of = _label_rows(task_list, groups, config.schedule)
+    sizes = {t.name: t.labelled_rows("train") for t in task_list}  # what weightings count
+    drawn = {  # the rows the schedule draws from: all of a shared table's, or labelled ones
+        t.name: len(rows_of.positions[t.name]) if t.name in rows_of.positions else t.rows("train")
+        for t in task_list
+    }
     options = {
         "gradnorm_alpha": config.gradnorm_alpha,
         "seed": config.seed,
@@ -201,7 +208,6 @@ def fit(
         for t in names
         if config.distill > 0 and teachers is not None
     }
-    groups = {t.name: id(t.x["train"]) for t in task_list}  # same x object: same rows
     meter = None
     if config.affinity_every > 0 and len(task_list) > 1:
         from mtl_core.affinity import AffinityMeter
@@ -230,7 +236,7 @@ def fit(
         weight_steps = 0
         steps = schedule_steps(
             config.schedule,
-            sizes,
+            drawn,
             config.batch_size,
             rng,
             epoch=epoch,
@@ -239,7 +245,7 @@ def fit(
             groups=groups,
         )
         for step_no, step in enumerate(steps):
-            losses, features = _forward(model, step, by_name, device, soft, config)
+            losses, features, counts = _forward(model, step, by_name, device, soft, config, rows_of)
             _check_finite(losses, epoch, step_no)
             model.zero_grad(set_to_none=True)
             if method is not None:
@@ -265,9 +271,9 @@ def fit(
                 for t, w in used.items():
                     weight_sum[t] = weight_sum.get(t, 0.0) + w
                 weight_steps += 1
-            for name, rows in step:
-                loss_sum[name] += losses[name].detach() * len(rows)
-                loss_rows[name] += len(rows)
+            for name, _ in step:
+                loss_sum[name] += losses[name].detach() * counts[name]
+                loss_rows[name] += counts[name]
             if meter is not None:
                 meter.step(step_no, model)
         valid = evaluate(model, task_list, "valid", device)
@@ -301,32 +307,74 @@ def fit(
     )
 
 
-def _forward(model, step, by_name, device, soft, config):
-    """Each task's loss for one step, and the shared representation it came from. Tasks that
-    share rows (same inputs, same batch) share one forward pass through the trunk."""
+@dataclass
+class _LabelRows:
+    """Where a partially labelled task's training rows come from: ``positions`` (the
+    schedule draws from its labelled rows only) or ``masks`` (it shares the batches of a
+    table's other tasks under ``joint``, and its loss is masked to its labelled rows)."""
+
+    positions: dict[str, np.ndarray]
+    masks: dict[str, np.ndarray]
+
+
+def _label_rows(task_list: Sequence[TaskData], groups: Mapping[str, int], schedule: str):
+    shared = Counter(groups.values())
+    positions, masks = {}, {}
+    for t in task_list:
+        if t.labelled is None:
+            continue
+        if schedule == "joint" and shared[groups[t.name]] > 1:
+            mask = np.zeros(t.rows("train"), dtype=bool)
+            mask[t.labelled["train"]] = True
+            masks[t.name] = mask
+        else:
+            positions[t.name] = t.labelled["train"]
+    return _LabelRows(positions, masks)
+
+
+def _forward(model, step, by_name, device, soft, config, rows_of: _LabelRows):
+    """Each task's loss for one step, the shared representation it came from, and how many
+    labelled rows it was averaged over. Tasks that share rows (same inputs, same batch) share
+    one forward pass through the trunk; a task's loss is the mean over its labelled rows."""
     losses: dict[str, torch.Tensor] = {}
     features: dict[str, torch.Tensor] = {}
-    cache: dict[tuple[int, int], tuple[object, torch.Tensor | None]] = {}
+    counts: dict[str, int] = {}
+    cache: dict[tuple, tuple[object, torch.Tensor | None]] = {}
     split_heads = getattr(model, "has_shared_representation", True)
-    for name, rows in step:
+    for name, drawn in step:
         task = by_name[name]
-        key = (id(task.x["train"]), id(rows))
+        own = rows_of.positions.get(name)
+        rows = drawn if own is None else own[drawn]
+        key = (id(task.x["train"]), id(drawn), name if own is not None else None)
         if key not in cache:
             x = input_batch(task.x["train"], rows).to(device)
             cache[key] = (x, model.shared(x) if split_heads else None)
         x, z = cache[key]
         logits = model.head(name, z, x) if z is not None else model(x, name)
         y = torch.from_numpy(task.y["train"][rows]).to(device)
+        teacher = soft[name][rows].to(device).reshape(logits.shape) if name in soft else None
+        counts[name] = len(rows)
+        mask = rows_of.masks.get(name)
+        if mask is not None:
+            keep = mask[rows]
+            counts[name] = int(keep.sum())
+            if not counts[name]:  # no labelled row of this task in the batch
+                losses[name] = logits.sum() * 0.0
+                if z is not None:
+                    features[name] = z
+                continue
+            chosen = torch.from_numpy(keep).to(device)
+            logits, y = logits[chosen], y[chosen]
+            teacher = teacher[chosen] if teacher is not None else None
         loss = task_types.loss(task.spec, logits, y)
-        if name in soft:
-            teacher = soft[name][rows].to(device).reshape(logits.shape)
+        if teacher is not None:
             loss = (1 - config.distill) * loss + config.distill * soft_loss(
                 task.spec, logits, teacher, config.distill_temperature
             )
         losses[name] = loss
         if z is not None:
             features[name] = z
-    return losses, features
+    return losses, features, counts
 
 
 def _check_finite(losses: Mapping[str, torch.Tensor], epoch: int, step_no: int) -> None:
@@ -343,7 +391,11 @@ def evaluate(model: torch.nn.Module, tasks: Sequence[TaskData], split: str, devi
     out: dict[str, dict[str, float]] = {}
     with torch.no_grad():
         for task in tasks:
-            matrix, n = task.x[split], task.rows(split)
+            matrix, y = task.x[split], task.y[split]
+            if task.labelled is not None:  # metrics of a partially labelled task: its rows
+                rows = task.labelled[split]
+                matrix, y = matrix[rows], y[rows]
+            n = int(matrix.shape[0])
             logits = [
                 model(input_batch(matrix[i : min(n, i + EVAL_BATCH)]).to(device), task.name)
                 for i in range(0, n, EVAL_BATCH)
@@ -351,7 +403,7 @@ def evaluate(model: torch.nn.Module, tasks: Sequence[TaskData], split: str, devi
             scores = task_types.predict(task.spec, torch.cat(logits))
             if not np.all(np.isfinite(scores)):
                 raise TrainingDiverged(f"task {task.name!r}: predictions on {split} are not finite")
-            out[task.name] = task_types.score(task.spec, task.y[split], scores)
+            out[task.name] = task_types.score(task.spec, y, scores)
     return out
 
 

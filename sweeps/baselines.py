@@ -173,7 +173,7 @@ class Baselines:
 
     def data_of(self, config: TrialConfig) -> StudyData:
         """The data a configuration trains on (its own features when it searched them)."""
-        return data_for(self.spec, config.features, self.data)
+        return data_for(self.spec, config.features, self.data, config.options)
 
     # --------------------------------------------------------------------------------------
 
@@ -287,6 +287,7 @@ class Baselines:
         ]
         metrics += [(f"test/{task}/{m}", v, 0) for m, v in result.test[task].items()]
         metrics.append(("time/train_s", seconds, 0))
+        metrics += data.coverage([task])
         self.tracker.log(run_id, metrics=metrics)
         if self.distills:
             self._keep_teacher(key, run_id, result.model, data.tasks[task])

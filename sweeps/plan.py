@@ -12,6 +12,12 @@ from sweeps.spec import ChoicesParam, RangeParam, StudySpec, SubsetsParam
 from sweeps.study_data import StudyData
 
 
+def _rows(task, split: str) -> str:
+    if task.labelled is None:
+        return str(task.rows(split))
+    return f"{task.labelled_rows(split)} of {task.rows(split)}"
+
+
 def print_plan(spec: StudySpec, data: StudyData, console: Console | None = None) -> None:
     console = console or _console()
     console.print(f"[bold]study {spec.name}[/bold]: valid ({spec.source})")
@@ -19,9 +25,11 @@ def print_plan(spec: StudySpec, data: StudyData, console: Console | None = None)
     for name in spec.task_names:
         task = data.tasks[name]
         classes = ", ".join(task.spec.classes) if task.spec.classes else "-"
-        rows = [str(task.rows(s)) for s in ("train", "valid", "test")]
+        rows = [_rows(task, s) for s in ("train", "valid", "test")]
         tasks.add_row(name, task.spec.type, task.spec.metric, classes, *rows)
     console.print(tasks)
+    if any(data.tasks[n].labelled is not None for n in spec.task_names):
+        console.print("rows: labelled of all, for tasks with partial labels")
     described = list(data.space.describe())
     arrays = [n for n in spec.task_names if spec.tasks[n].is_array]
     if arrays:

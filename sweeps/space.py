@@ -2,7 +2,9 @@
 
 Space keys are dotted paths into ``model`` and ``training`` (``model.hidden_size``,
 ``training.lr``), into a column's feature settings (``features.text.max_features``: a trial
-then trains on features made with its own settings), plus ``tasks``. A range on an integer field samples integers, on a float
+then trains on features made with its own settings), into the options of the study's
+built-in sources (``options.correlation``: a trial then trains on data drawn with its own
+value), plus ``tasks``. A range on an integer field samples integers, on a float
 field floats; text-valued fields take ``choices`` only. ``tasks: {subsets: ...}`` samples
 which tasks train together; every candidate subset is one categorical choice, written
 ``"a,b"`` (sorted).
@@ -14,8 +16,9 @@ import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, get_args, get_origin
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, create_model
 
+from mtl_core.data.builtin import DEFAULTS as BUILTIN_OPTIONS
 from mtl_core.methods import combination_problems
 from sweeps.spec import (
     ChoicesParam,
@@ -42,6 +45,17 @@ NOT_SEARCHABLE = {
 }
 
 
+# every option of a built-in source, typed as its default is (searched as `options.NAME`)
+Options = create_model(  # type: ignore[call-overload]
+    "Options",
+    **{
+        name: (type(default), default)
+        for source in BUILTIN_OPTIONS.values()
+        for name, default in source.items()
+    },
+)
+
+
 @dataclass
 class TrialConfig:
     """Everything one trial trains with: no Optuna inside."""
@@ -51,6 +65,7 @@ class TrialConfig:
     training: TrainingConfig
     params: dict[str, Any] = field(default_factory=dict)
     features: dict[str, TextFeatureConfig] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # sampled built-in source options
 
     def train_config(self, seed: int) -> TrainConfig:
         from mtl_core.train import TrainConfig
@@ -68,7 +83,11 @@ def searchable_fields() -> list[str]:
         for section, model in SECTIONS.items()
         for name in model.model_fields
         if f"{section}.{name}" not in NOT_SEARCHABLE
-    ] + ["features.COLUMN.{" + ",".join(TextFeatureConfig.model_fields) + "}"]
+    ] + [
+        "features.COLUMN.{" + ",".join(TextFeatureConfig.model_fields) + "}",
+        "options.{" + ",".join(Options.model_fields) + "} (built-in sources)",
+        "training.weights.TASK (static weighting)",
+    ]
 
 
 def setting(key: str) -> tuple[str, type[BaseModel], str] | None:
@@ -80,6 +99,11 @@ def setting(key: str) -> tuple[str, type[BaseModel], str] | None:
             return parts[0], SECTIONS[parts[0]], parts[1]
     if len(parts) == 3 and parts[0] == "features" and parts[2] in TextFeatureConfig.model_fields:
         return f"features.{parts[1]}", TextFeatureConfig, parts[2]
+    if len(parts) == 2 and parts[0] == "options" and parts[1] in Options.model_fields:
+        return "options", Options, parts[1]
+    if len(parts) == 3 and parts[:2] == ["training", "weights"]:  # one task's static weight
+        weight = create_model("Weight", **{parts[2]: (float, 1.0)})  # type: ignore[call-overload]
+        return "training.weights", weight, parts[2]
     return None
 
 
@@ -117,6 +141,13 @@ def check_space(spec: StudySpec) -> list[tuple[tuple, str]]:
         section, model, name = found
         if section.startswith("features.") and not _read_column(spec, section[9:]):
             problems.append((loc, f"{where}: no task reads a column {section[9:]!r} as input"))
+            continue
+        if section == "training.weights" and name not in spec.tasks:
+            tasks = ", ".join(spec.task_names)
+            problems.append((loc, f"{where}: no task {name!r}; tasks are {tasks}"))
+            continue
+        if section == "options" and not _option_owners(spec, name):
+            problems.append((loc, f"{where}: no built-in source of this study takes {name!r}"))
             continue
         if isinstance(entry, SubsetsParam):
             problems.append((loc, f"{where}: `subsets` applies to `tasks` only"))
@@ -272,11 +303,15 @@ def combinations(spec: StudySpec) -> list[tuple[dict[str, Any], list[str]]]:
         name: _candidates(spec, f"{section}.{name}", getattr(getattr(spec, section), name))
         for name, section in zip(COMBINED, ("model", *["training"] * 4), strict=True)
     }
+    searched = {
+        k.split(".")[2]: 1.0 for k in spec.search.space if k.startswith("training.weights.")
+    }
+    weights = {**spec.training.weights, **searched}
     out = []
     for tasks in task_subsets(spec):
         for values in itertools.product(*choices.values()):
             settings = dict(zip(choices, values, strict=True))
-            reasons = combination_problems(tasks, weights=spec.training.weights, **settings)
+            reasons = combination_problems(tasks, weights=weights, **settings)
             out.append(({"tasks": list(tasks), **settings}, reasons))
     return out
 
@@ -360,9 +395,11 @@ def fixed_config(
 ) -> TrialConfig:
     updates = updates or {}
     model = ModelConfig.model_validate({**spec.model.model_dump(), **updates.get("model", {})})
-    training = TrainingConfig.model_validate(
-        {**spec.training.model_dump(), **updates.get("training", {})}
-    )
+    training_values = {**spec.training.model_dump(), **updates.get("training", {})}
+    if updates.get("training.weights"):  # searched static weights join the fixed ones
+        training_values["weights"] = {**training_values["weights"], **updates["training.weights"]}
+    training = TrainingConfig.model_validate(training_values)
+    options = dict(updates.get("options", {}))
     features = dict(spec.features)
     for section, values in updates.items():
         if section.startswith("features."):
@@ -371,7 +408,8 @@ def fixed_config(
             features[column] = TextFeatureConfig.model_validate({**current, **values})
     tasks = sorted(tasks or spec.task_names)
     params = effective_params(spec, tasks, model, training, features)
-    return TrialConfig(tasks, model, training, params, features)
+    params.update({f"options.{k}": v for k, v in sorted(options.items())})
+    return TrialConfig(tasks, model, training, params, features, options)
 
 
 def effective_params(
@@ -409,6 +447,11 @@ def _field_kind(model: type[BaseModel], name: str) -> str:
     return "choice" if annotation in (str, bool) else "float"
 
 
+def _option_owners(spec: StudySpec, option: str) -> list[str]:
+    """The tasks whose built-in source takes ``option``."""
+    return [n for n, t in spec.tasks.items() if option in BUILTIN_OPTIONS.get(t.builtin or "", {})]
+
+
 def _read_column(spec: StudySpec, column: str) -> bool:
     return any(column in t.input_columns for t in spec.tasks.values())
 
@@ -418,6 +461,10 @@ def _invalid(spec: StudySpec, section: str, name: str, value: Any) -> str | None
         model: type[BaseModel] = TextFeatureConfig
         found = spec.features.get(section.removeprefix("features."))
         current = found.model_dump() if found else {}
+    elif section == "options":
+        model, current = Options, {}
+    elif section == "training.weights":
+        return None if isinstance(value, int | float) and value >= 0 else "a weight is >= 0"
     else:
         model, current = SECTIONS[section], getattr(spec, section).model_dump()
     try:

@@ -73,6 +73,9 @@ class TaskConfig(Strict):
     inputs: str | list[str]
     target: str | list[str]
     label_map: dict[str | int | float | bool, str | int | float | bool] | None = None
+    # rows whose target is empty (or a `missing` marker) are unlabelled for this task: they
+    # train the other tasks, and this task's loss, metrics and baseline use its labelled rows
+    partial_labels: bool = False
     type: TaskTypeName
     metric: str | None = None
     split: SplitFractions | SplitFiles = Field(default_factory=SplitFractions)
@@ -100,6 +103,8 @@ class TaskConfig(Strict):
             raise ValueError("`options` apply to built-in sources (path: builtin:NAME) only")
         if isinstance(self.skip_rows, dict) and not isinstance(self.split, SplitFiles):
             raise ValueError("`skip_rows` per split needs split files; give one number")
+        if self.partial_labels and self.is_array:
+            raise ValueError("`partial_labels` applies to tables; arrays carry every label")
         if self.is_array and isinstance(self.split, SplitFiles):
             raise ValueError("array sources are split by fractions; give split: {valid, test}")
         if self.is_array and not isinstance(self.inputs, str):

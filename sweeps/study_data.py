@@ -12,7 +12,9 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from mtl_core.data.builtin import DEFAULTS as BUILTIN_OPTIONS
 from mtl_core.data.features import FeatureSpace, TextFeatures
 from mtl_core.data.prepare import TaskData, TaskFrame, prepare_tasks
 from mtl_core.data.readers import DataError, read_arrays, read_table
@@ -28,6 +30,19 @@ class StudyData:
 
     def subset(self, names: list[str]) -> list[TaskData]:
         return [self.tasks[n] for n in names]
+
+    def coverage(self, names: list[str]) -> list[tuple[str, float, int]]:
+        """Metrics of how many rows each task has and how many carry its label, per split:
+        ``data/TASK/rows/SPLIT`` and ``data/TASK/labelled_rows/SPLIT``."""
+        out: list[tuple[str, float, int]] = []
+        for name in names:
+            task = self.tasks[name]
+            for split in ("train", "valid", "test"):
+                out.append((f"data/{name}/rows/{split}", float(task.rows(split)), 0))
+                out.append(
+                    (f"data/{name}/labelled_rows/{split}", float(task.labelled_rows(split)), 0)
+                )
+        return out
 
 
 _CACHE: OrderedDict[str, StudyData] = OrderedDict()  # prepared data, by content and settings
@@ -68,13 +83,23 @@ def load_study_data(spec: StudySpec) -> StudyData:
 
 
 def data_for(
-    spec: StudySpec, features: dict[str, TextFeatureConfig], loaded: StudyData | None = None
+    spec: StudySpec,
+    features: dict[str, TextFeatureConfig],
+    loaded: StudyData | None = None,
+    options: dict[str, Any] | None = None,
 ) -> StudyData:
-    """The study's data with a trial's feature settings (which differ from the study's when it
-    searched ``features.*``); ``loaded`` is the study's own data, returned when they match."""
-    if loaded is not None and features == spec.features:
+    """The study's data with a trial's feature settings and built-in source options (which
+    differ from the study's when it searched ``features.*`` or ``options.*``); ``loaded`` is
+    the study's own data, returned when they match."""
+    if loaded is not None and features == spec.features and not options:
         return loaded
-    return load_study_data(spec.model_copy(update={"features": features}))
+    tasks = dict(spec.tasks)
+    for name, task in tasks.items():
+        takes = BUILTIN_OPTIONS.get(task.builtin or "", {})
+        mine = {k: v for k, v in (options or {}).items() if k in takes}
+        if mine:
+            tasks[name] = task.model_copy(update={"options": {**(task.options or {}), **mine}})
+    return load_study_data(spec.model_copy(update={"features": features, "tasks": tasks}))
 
 
 def _remember(cache: OrderedDict, key, value) -> None:
@@ -93,6 +118,7 @@ def _task_frame(
         type=task.type,
         metric=task.metric,
         label_map=task.label_map,
+        partial_labels=task.partial_labels,
     )
     if isinstance(task.split, SplitFiles):
         splits = {}

@@ -234,7 +234,9 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
             baselines.append(per_task)
             if i == 0:  # which baseline runs this trial compares with (learning curves)
                 ctx.tracker.log(
-                    run_id, tags={f"mtl.baseline_run.{t}": b.run_id for t, b in per_task.items()}
+                    run_id,
+                    metrics=ctx.baselines.data_of(config).coverage(config.tasks),
+                    tags={f"mtl.baseline_run.{t}": b.run_id for t, b in per_task.items()},
                 )
             ctx.reporter.phase(",".join(config.tasks) + (f" seed {seed}" if len(seeds) > 1 else ""))
             record = _Record(

@@ -55,7 +55,8 @@ def tune(
         config = sample(trial, narrowed)
         single = single_task_config(config.train_config(spec.seed))
         try:
-            result = fit(data_for(spec, config.features).subset([task]), single, on_train)
+            data_of = data_for(spec, config.features, data, config.options)
+            result = fit(data_of.subset([task]), single, on_train)
         except Exception as exc:  # a setting that cannot train loses; the tuning goes on
             trial.set_user_attr("reason", f"{type(exc).__name__}: {exc}")
             study.tell(trial, state=optuna.trial.TrialState.FAIL)

@@ -48,6 +48,18 @@ def check_split_size(n: int, valid: float, test: float) -> None:
         )
 
 
+def can_stratify(labels: pd.Series | None, n: int, valid: float, test: float) -> bool:
+    """Whether ``split_positions`` can stratify on ``labels`` for both of its cuts."""
+    if labels is None:
+        return False
+    n_valid, n_test = round(n * valid), round(n * test)
+    counts = labels.astype(str).value_counts()
+    size = n_valid + n_test
+    return (
+        counts.min() >= 3 and (size == 0 or len(counts) <= size) and n - size >= len(counts)
+    ) and (n_valid == 0 or len(counts) <= n_valid)
+
+
 def _cut(index: np.ndarray, size: int, seed: int, strat: np.ndarray | None):
     if size == 0:
         return index, index[:0]

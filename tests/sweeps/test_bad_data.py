@@ -141,6 +141,14 @@ CASES: dict[str, tuple[dict[str, str | bytes], dict, list[str]]] = {
         _task(split={"train": "train.csv", "valid": "valid.csv", "test": "test.csv"}),
         ["tasks.t", "valid.csv", "column 'x'", "row 8", "(valid split)", "'?'"],
     ),
+    "too few labelled rows (partial labels)": (
+        {
+            "table.csv": "x,colour,y\n"
+            + "".join(f"{i},red,{'1' if i in (3, 8) else ''}\n" for i in range(40))
+        },
+        _task(type="regression", partial_labels=True),
+        ["tasks.t", "table.csv", "column 'y'", "too few labelled rows", "every split needs"],
+    ),
     "npz without the named array": (
         {"arrays.npz": "npz:images"},
         _task(path="arrays.npz", inputs="pixels", target="label", type="multiclass"),

@@ -64,6 +64,21 @@ CASES = {
         {"training.schedule": {"choices": ["joint", "zigzag"]}},
         ["search.space.training.schedule", "zigzag"],
     ),
+    "option of no built-in source": (
+        ["search", "space"],
+        {"options.correlation": {"choices": [0.0, 1.0]}},
+        ["search.space.options.correlation", "no built-in source of this study takes"],
+    ),
+    "static weight of an unknown task": (
+        ["search", "space"],
+        {"training.weights.netflix": {"low": 0.1, "high": 10}},
+        ["search.space.training.weights.netflix", "no task 'netflix'"],
+    ),
+    "feature setting of a column no task reads": (
+        ["search", "space"],
+        {"features.review.max_features": {"choices": [10, 20]}},
+        ["search.space.features.review.max_features", "no task reads a column 'review'"],
+    ),
     "float range on an integer": (
         ["search", "space"],
         {"model.depth": {"low": 1.5, "high": 3}},

@@ -25,12 +25,17 @@ def _trial_runs(spec, name):
     return client, exp, client.search_runs([exp], "tags.`mtl.kind` = 'trial'")
 
 
-def test_census_table_with_two_targets_runs_with_one_forward_pass(tmp_path):
-    shutil.copytree(CENSUS / "data", tmp_path / "data")
-    study = yaml.safe_load((CENSUS / "study.yaml").read_text())
-    study["training"]["epochs"] = 2
+def _census(folder, filename: str):
+    """A census example study, shortened (2 epochs, one seed, one trial), in ``folder``."""
+    shutil.copytree(CENSUS / "data", folder / "data")
+    study = yaml.safe_load((CENSUS / filename).read_text())
+    study["training"].update(epochs=2, seeds=1)
     study["search"] = {"n_trials": 1, "pruner": "none"}
-    spec = load_spec(write_study(tmp_path, study))
+    return load_spec(write_study(folder, study))
+
+
+def test_census_table_with_two_targets_runs_with_one_forward_pass(tmp_path):
+    spec = _census(tmp_path, "study.yaml")
     data = load_study_data(spec)
     income, marital = data.tasks["income"], data.tasks["marital"]
     assert income.x is marital.x  # same rows, same inputs: the joint schedule shares the trunk
@@ -162,3 +167,27 @@ def test_data_is_kept_by_content_and_read_again_when_edited(tmp_path):
     again = load_study_data(spec)
     assert again is not first
     assert again.fingerprints["t"] != first.fingerprints["t"]
+
+
+def test_census_with_partial_labels_records_coverage_per_task(tmp_path):
+    spec = _census(tmp_path, "partial.yaml")
+    data = load_study_data(spec)
+    marital = data.tasks["marital"]
+    covered = {s: marital.labelled_rows(s) / marital.rows(s) for s in ("train", "valid", "test")}
+    assert all(0.2 < c < 0.3 for c in covered.values()), covered  # 25% labelled, every split
+    assert data.tasks["income"].labelled is None
+    run_study(spec)
+    client, exp, (run,) = _trial_runs(spec, "census_partial")
+    m = run.data.metrics
+    assert run.data.tags["mtl.state"] == "COMPLETE"
+    for split in ("train", "valid", "test"):
+        assert m[f"data/marital/labelled_rows/{split}"] == marital.labelled_rows(split)
+        assert m[f"data/marital/rows/{split}"] == marital.rows(split)
+        assert m[f"data/income/labelled_rows/{split}"] == m[f"data/income/rows/{split}"]
+    assert {"test/marital/f1_macro", "delta/marital", "delta/income"} <= set(m)
+    (baseline,) = client.search_runs(
+        [exp], "tags.`mtl.kind` = 'baseline' and tags.`mtl.task` = 'marital'"
+    )
+    assert baseline.data.metrics["data/marital/labelled_rows/train"] == marital.labelled_rows(
+        "train"
+    )

@@ -1,0 +1,70 @@
+"""Every example of the gallery (`examples/*/study.yaml`) runs, shortened: one epoch, one
+seed, two trials, stores in a temporary folder. Each must end with its trials COMPLETE (or
+PRUNED with the reason, where the study draws a combination that cannot train) and with Δ
+against its single-task baselines recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from sweeps.runner import run_study
+from sweeps.spec import load_spec
+from tests.helpers import ROOT
+
+EXAMPLES = ROOT / "examples"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+GALLERY = {
+    "sentiment": "study.yaml",
+    "imdb_yelp": "study.yaml",
+    "sincos": "study.yaml",
+    "digits": "study.yaml",
+    "alternate_vs_joint": "study.yaml",
+    "census": "study.yaml",
+    "census_partial": "partial.yaml",
+    "synthetic_correlation": "study.yaml",
+}
+
+
+def _shortened(path: Path, workdir: Path, trials: int):
+    spec = load_spec(path)
+    training = spec.training.model_copy(update={"epochs": 1, "seeds": 1})
+    search = spec.search.model_copy(update={"n_trials": trials})
+    return spec.model_copy(update={"workdir": str(workdir), "training": training, "search": search})
+
+
+@pytest.mark.parametrize("example", sorted(GALLERY))
+def test_example_runs_shortened(tmp_path, example):
+    folder = EXAMPLES / example.removesuffix("_partial")
+    if example == "imdb_yelp" and not (SHARED_DATA / "imdb_10k").is_dir():
+        pytest.skip(f"the IMDB and Yelp files are not in {SHARED_DATA} (see its README)")
+    trials = 4 if example == "alternate_vs_joint" else 2
+    spec = _shortened(folder / GALLERY[example], tmp_path, trials)
+    summary = run_study(spec)
+    assert summary.finished >= trials
+    client = MlflowClient(spec.tracking)
+    experiment = client.get_experiment_by_name(spec.name).experiment_id
+    runs = client.search_runs([experiment], "tags.`mtl.kind` = 'trial'")
+    assert len(runs) >= trials
+    states = {r.data.tags["mtl.state"] for r in runs}
+    assert states <= {"COMPLETE", "PRUNED"}, [r.data.tags.get("mtl.error") for r in runs]
+    complete = [r for r in runs if r.data.tags["mtl.state"] == "COMPLETE"]
+    assert complete
+    for run in complete:
+        tasks = run.data.tags["mtl.tasks"].split(",")
+        assert "delta_m" in run.data.metrics
+        assert all(f"delta/{t}" in run.data.metrics for t in tasks)
+    for run in runs:
+        if run.data.tags["mtl.state"] == "PRUNED":
+            assert "cannot train" in run.data.tags["mtl.error"]
+
+
+def test_every_example_folder_is_in_the_gallery_and_documented():
+    folders = {p.parent.name for p in EXAMPLES.glob("*/study.yaml")}
+    assert folders == {name.removesuffix("_partial") for name in GALLERY}
+    readme = (ROOT / "README.md").read_text()
+    for name in folders:
+        assert (EXAMPLES / name / "README.md").is_file(), name
+        assert f"examples/{name}/" in readme, f"the README's gallery lacks {name}"
