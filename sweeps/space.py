@@ -239,10 +239,11 @@ def grid_size(spec: StudySpec) -> int:
 def _check_grid(spec: StudySpec) -> list[tuple[tuple, str]]:
     problems = []
     for key, entry in spec.search.space.items():
+        _, model, name = setting(key)
         if (
             isinstance(entry, RangeParam)
             and entry.step is None
-            and _field_kind(setting(key)[1], setting(key)[2]) != "int"
+            and _field_kind(model, name) != "int"
         ):
             problems.append(
                 (

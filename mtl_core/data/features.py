@@ -39,6 +39,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from mtl_core.data.labels import label_key
 from mtl_core.data.readers import DataError
 
 Vocabulary = Literal["union", "intersection", "per_task"]
@@ -374,9 +375,7 @@ def _tabular(frame: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[
 
 
 def _category(value: object) -> str:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    text = str(value).strip()
+    text = str(label_key(value)).strip()  # 3, 3.0 and "3" are one category, as for labels
     return text or MISSING_CATEGORY
 
 

@@ -117,14 +117,16 @@ def prepare_tasks(
     split_frames: dict[str, dict[str, pd.DataFrame]] = {}
     specs: dict[str, TaskSpec] = {}
     labelled: dict[str, dict[str, np.ndarray] | None] = {}
+    raw: dict[str, dict[str, pd.Series | pd.DataFrame]] = {}  # labels per split, mapped once
     for names in tables.values():
         try:
             frames = _split_table([(tasks[n], checked[n]) for n in names], seed)
         except DataError as exc:
             raise DataError(f"task {names[0]!r}: {exc}") from exc
         for name in names:
+            raw[name] = {s: _raw_labels(tasks[name], frames[s]) for s in SPLITS}
             try:
-                specs[name], labelled[name] = _spec(name, tasks[name], checked[name], frames)
+                specs[name], labelled[name] = _spec(name, tasks[name], checked[name], raw[name])
             except DataError as exc:
                 raise DataError(f"task {name!r}: {exc}") from exc
             split_frames[name] = frames
@@ -149,7 +151,7 @@ def prepare_tasks(
         if x is None:
             x = {s: space.transform(name, frames[s]) for s in SPLITS}
             inputs_of[group] = x
-        y = {s: _targets(specs[name], task, frames[s]) for s in SPLITS}
+        y = {s: _targets(specs[name], task, raw[name][s]) for s in SPLITS}
         prepared[name] = TaskData(specs[name], x, y, labelled[name])
     return prepared, space
 
@@ -295,24 +297,24 @@ def _has_label(labels: pd.Series | pd.DataFrame) -> np.ndarray:
 
 
 def _spec(
-    name: str, task: TaskFrame, checked: _Checked, frames: dict[str, pd.DataFrame]
+    name: str, task: TaskFrame, checked: _Checked, raw: dict[str, pd.Series | pd.DataFrame]
 ) -> tuple[TaskSpec, dict[str, np.ndarray] | None]:
     """The task's spec (regression scaled on labelled training rows) and, for partial
     labels, its labelled positions per split (refused when a split has none)."""
     labelled = None
     if task.partial_labels:
-        labelled = {s: np.flatnonzero(_has_label(_raw_labels(task, frames[s]))) for s in SPLITS}
+        labelled = {s: np.flatnonzero(_has_label(raw[s])) for s in SPLITS}
         empty = [s for s in SPLITS if not len(labelled[s])]
         if empty:
             counts = ", ".join(f"{s} {len(labelled[s])}" for s in SPLITS)
             raise DataError(
                 f"column {task.target_columns[0]!r}: too few labelled rows: {counts} of "
-                f"{sum(len(f) for f in frames.values())}; every split needs labelled rows "
+                f"{sum(len(v) for v in raw.values())}; every split needs labelled rows "
                 "(label more rows, or give the split larger fractions)"
             )
     mean, std = 0.0, 1.0
     if checked.task_type == TaskType.regression:
-        train = _raw_labels(task, frames["train"])
+        train = raw["train"]
         if labelled is not None:
             train = train.iloc[labelled["train"]]
         train_y = encode_targets(checked.task_type, train, checked.classes)
@@ -419,10 +421,9 @@ def _class_counts(labels: pd.Series) -> pd.Series:
     return pd.Series(counts.to_numpy(), index=keys).groupby(level=0).sum()
 
 
-def _targets(spec: TaskSpec, task: TaskFrame, frame: pd.DataFrame) -> np.ndarray:
-    """Encoded targets of every row; rows without a label hold a placeholder (0) that
-    training and metrics never read."""
-    values = _raw_labels(task, frame)
+def _targets(spec: TaskSpec, task: TaskFrame, values: pd.Series | pd.DataFrame) -> np.ndarray:
+    """Encoded targets of every row of a split (``values``: its labels after ``label_map``);
+    rows without a label hold a placeholder (0) that training and metrics never read."""
     if not task.partial_labels:
         return encode_targets(spec.type, values, spec.classes)
     has = _has_label(values)

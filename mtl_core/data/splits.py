@@ -49,15 +49,15 @@ def check_split_size(n: int, valid: float, test: float) -> None:
 
 
 def can_stratify(labels: pd.Series | None, n: int, valid: float, test: float) -> bool:
-    """Whether ``split_positions`` can stratify on ``labels`` for both of its cuts."""
+    """Whether ``split_positions`` can stratify on ``labels`` in both of its cuts: every
+    stratum has a row for each split, and each cut has room for every stratum."""
     if labels is None:
         return False
     n_valid, n_test = round(n * valid), round(n * test)
-    counts = labels.astype(str).value_counts()
-    size = n_valid + n_test
-    return (
-        counts.min() >= 3 and (size == 0 or len(counts) <= size) and n - size >= len(counts)
-    ) and (n_valid == 0 or len(counts) <= n_valid)
+    strata = labels.astype(str).value_counts()
+    cuts = [size for size in (n_valid + n_test, n_valid) if size]
+    room = all(len(strata) <= size for size in cuts) and n - n_valid - n_test >= len(strata)
+    return strata.min() >= 3 and room
 
 
 def _cut(index: np.ndarray, size: int, seed: int, strat: np.ndarray | None):
