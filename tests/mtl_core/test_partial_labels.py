@@ -63,9 +63,13 @@ def test_a_task_labelled_on_30_percent_of_rows_trains_with_the_other():
         _prepare(frame, partial=False)
 
 
-def _losses(tasks, rows: np.ndarray):
+def _model(tasks):
     torch.manual_seed(0)
-    model = build_model("hard_sharing", (4,), [t.spec for t in tasks.values()], 8, 1, "relu", 0.0)
+    return build_model("hard_sharing", (4,), [t.spec for t in tasks.values()], 8, 1, "relu", 0.0)
+
+
+def _losses(tasks, rows: np.ndarray):
+    model = _model(tasks)
     groups = {n: id(t.x["train"]) for n, t in tasks.items()}
     step = [(n, rows) for n in tasks]
     losses, _, counts = _forward(
@@ -140,3 +144,36 @@ def test_too_few_labelled_rows_are_refused_naming_the_column():
     frame["b"] = None
     with pytest.raises(DataError, match="column 'b' has no labels"):
         _prepare(frame)
+
+
+def test_tasks_of_one_table_share_one_trunk_pass_per_batch_with_partial_labels():
+    tasks = _prepare(_table(rows=600))
+    model = _model(tasks)
+    calls = []
+    shared = model.shared
+    model.shared = lambda x: calls.append(1) or shared(x)
+    groups = {n: id(t.x["train"]) for n, t in tasks.items()}
+    rows = np.arange(64)
+    step = [(n, rows) for n in tasks]
+    config = TrainConfig()
+    _forward(
+        model,
+        step,
+        tasks,
+        torch.device("cpu"),
+        {},
+        config,
+        _label_rows(list(tasks.values()), groups, "joint"),
+    )
+    assert len(calls) == 1  # a and b (partially labelled) read one batch through one pass
+    calls.clear()
+    _forward(
+        model,
+        step,
+        tasks,
+        torch.device("cpu"),
+        {},
+        config,
+        _label_rows(list(tasks.values()), groups, "round_robin"),
+    )
+    assert len(calls) == 2  # outside `joint`, b draws its own labelled rows
