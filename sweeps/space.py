@@ -239,12 +239,10 @@ def grid_size(spec: StudySpec) -> int:
 def _check_grid(spec: StudySpec) -> list[tuple[tuple, str]]:
     problems = []
     for key, entry in spec.search.space.items():
+        if not isinstance(entry, RangeParam) or entry.step is not None:
+            continue  # choices (and `tasks`) are finite already
         _, model, name = setting(key)
-        if (
-            isinstance(entry, RangeParam)
-            and entry.step is None
-            and _field_kind(model, name) != "int"
-        ):
+        if _field_kind(model, name) != "int":
             problems.append(
                 (
                     ("search", "space", key),
