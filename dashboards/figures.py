@@ -81,7 +81,7 @@ def fig_pareto(record: StudyRecord) -> go.Figure | None:
                 hovertemplate="%{text}<br>%{x:+.2f}, %{y:+.2f}<extra></extra>",
             )  # fmt: skip
         figure.update_layout(
-            title="Pareto front across tasks (test Δ %)",
+            title="Pareto front across tasks (chosen on validation; shown in test Δ %)",
             xaxis_title=f"Δ {cols[0][6:]} %", yaxis_title=f"Δ {cols[1][6:]} %", **LAYOUT,
         )  # fmt: skip
         return figure
@@ -226,11 +226,14 @@ def fig_importances(record: StudyRecord) -> go.Figure | None:
 
 
 def fig_learning_curves(record: StudyRecord, top: int = 3) -> go.Figure | None:
-    """Validation metric per epoch for the best trials' tasks, against their baselines."""
+    """Validation metric per epoch for the best trials by validation Δm, against their
+    baselines."""
     from mlflow.tracking import MlflowClient
 
     df = (
-        record.complete.dropna(subset=["delta_m"]).sort_values("delta_m", ascending=False).head(top)
+        record.complete.dropna(subset=["valid_delta_m"])
+        .sort_values(["valid_delta_m", "number"], ascending=[False, True])
+        .head(top)
     )
     if df.empty or not record.tracking_uri:
         return None
@@ -268,7 +271,7 @@ def fig_learning_curves(record: StudyRecord, top: int = 3) -> go.Figure | None:
     if not shown:
         return None
     figure.update_layout(
-        title=f"Learning curves of the {len(df)} best trials: validation metric per epoch "
+        title=f"Learning curves of the {len(df)} best trials by validation Δm: validation metric per epoch "
         "(dotted: the task's single-task baseline)",
         xaxis_title="epoch", yaxis_title="validation metric", **{**LAYOUT, "height": 480},
     )  # fmt: skip

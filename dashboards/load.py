@@ -18,6 +18,8 @@ class StudyRecord:
     pair_runs: list = field(default_factory=list, repr=False)  # trial + transfer runs (finished)
     tracking_uri: str = ""
     experiment_id: str = ""
+    trial_runs: list = field(default_factory=list, repr=False)  # every trial run, as MLflow has it
+    confirm_runs: list = field(default_factory=list, repr=False)  # mtl.kind=confirm
 
     @property
     def complete(self) -> pd.DataFrame:
@@ -37,6 +39,7 @@ def load_study(tracking_uri: str, experiment_name: str) -> StudyRecord:
         experiment.experiment_id,
         "tags.`mtl.kind` = 'transfer' and attributes.status = 'FINISHED'",
     )
+    confirm = search_all(client, experiment.experiment_id, "tags.`mtl.kind` = 'confirm'")
     rows = [_row(run) for run in runs]
     tasks = sorted({t for row in rows for t in row["tasks"].split(",") if t})
     finished = [r for r in runs if r.info.status == "FINISHED"] + transfer
@@ -48,6 +51,8 @@ def load_study(tracking_uri: str, experiment_name: str) -> StudyRecord:
         finished,
         tracking_uri,
         experiment.experiment_id,
+        runs,
+        confirm,
     )
 
 
@@ -78,6 +83,7 @@ def _row(run) -> dict:
         if tags.get("mtl.state") == "COMPLETE"
         else None,
         "trial_s": metrics.get("time/trial_s"),
+        "baseline_s": metrics.get("time/baseline_s"),
         "error": tags.get("mtl.error", ""),
         "pareto": tags.get("mtl.pareto") == "true",
         "baseline_runs": {

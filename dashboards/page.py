@@ -56,6 +56,15 @@ def render(record: StudyRecord, refresh_s: int | None = None) -> str:
     from dashboards import figures
 
     sections = [_header(record)]
+    if record.found and not record.complete.empty:
+        from sweeps.report import build_report
+
+        transfer = [r for r in record.pair_runs if r.data.tags.get("mtl.kind") == "transfer"]
+        report = build_report(
+            record.name, record.tasks, record.trial_runs, record.confirm_runs, transfer
+        )
+        if report is not None:
+            sections.append(report.html())
     complete = record.complete
     if not record.found:
         sections.append(
@@ -114,7 +123,7 @@ def leaderboard_html(record: StudyRecord) -> str:
 
 def table_title(record: StudyRecord) -> str:
     return (
-        "Trials, best Δm first (click a header to sort; Δ per task against its single-task "
+        "Trials, best validation Δm first (click a header to sort; test Δ per task against its single-task "
         "baseline; red = negative transfer; with several seeds ±95% interval, * = the interval "
         "excludes 0, pale = within noise)"
     )
@@ -143,17 +152,19 @@ function sortTable(th) {
 
 
 def fig_leaderboard(record: StudyRecord) -> go.Figure:
-    """Every trial, best Δm first; each Δ cell green when positive, red when negative."""
+    """Every trial, best validation Δm first (the objective: test figures never order it);
+    each Δ cell green when positive, red when negative."""
     df = record.trials.copy()
-    df["_order"] = df["delta_m"].fillna(float("-inf"))
+    df["_order"] = df["valid_delta_m"].fillna(float("-inf"))
     df = df.sort_values(["_order", "number"], ascending=[False, True])
     params = [p for p in SHOWN_PARAMS if f"param:{p}" in df]
     delta_cols = [f"delta/{t}" for t in record.tasks if f"delta/{t}" in df]
-    header = ["trial", "state", "tasks", *[p.split(".")[-1] for p in params], "Δm %", "valid Δm %"]
-    header += [f"Δ {c.split('/', 1)[1]} %" for c in delta_cols]
+    header = ["trial", "state", "tasks", *[p.split(".")[-1] for p in params]]
+    header += ["valid Δm %", "test Δm %"]
+    header += [f"test Δ {c.split('/', 1)[1]} %" for c in delta_cols]
     values = [df["number"].astype(str), df["state"], df["tasks"]]
     values += [df[f"param:{p}"].fillna("").map(_short) for p in params]
-    numeric = [df["delta_m"], df["valid_delta_m"]]
+    numeric = [df["valid_delta_m"], df["delta_m"]]
     values += [col.map(_pct) for col in numeric]
     neutral = [[NEUTRAL] * len(df)] * (3 + len(params))
     colours = neutral + [col.map(_colour).tolist() for col in numeric]
@@ -185,7 +196,7 @@ def fig_leaderboard(record: StudyRecord) -> go.Figure:
         )
     )
     figure.update_layout(
-        title="Trials, best Δm first (Δ per task against its single-task baseline; red = negative "
+        title="Trials, best validation Δm first (test Δ per task against its single-task baseline; red = negative "
         "transfer; with several seeds ±95% interval, * = the interval excludes 0, pale = within noise)",
         height=min(900, 140 + 26 * len(df)),
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
@@ -250,12 +261,24 @@ def _header(record: StudyRecord) -> str:
         return f"<h1>Study {name}</h1>"
     counts = record.trials["state"].value_counts()
     states = ", ".join(f"{n} {html.escape(str(s)).lower()}" for s, n in counts.items())
-    complete = record.complete.dropna(subset=["delta_m"])
-    if complete.empty:
+    from sweeps.verdict import pick_winner, share_text
+
+    winner = pick_winner(record.trial_runs, record.confirm_runs)
+    if winner is None:
         best = "no completed trial yet"
     else:
-        top = complete.loc[complete["delta_m"].idxmax()]
-        best = f"best trial {int(top['number'])}: Δm {top['delta_m']:+.2f}% on {html.escape(top['tasks'])}"
+        how = (
+            f"confirmed with {winner.valid_delta_m.seeds} fresh seeds"
+            if winner.confirmed
+            else "not confirmed"
+        )
+        best = (
+            f"winner, chosen on validation: trial {winner.number} on "
+            f"{html.escape(','.join(winner.tasks))} ({how}), validation Δm "
+            f"{html.escape(winner.valid_delta_m.text())}, test Δm "
+            f"{html.escape(winner.test_delta_m.text())}"
+        )
+    best += "; " + html.escape(share_text([*record.trial_runs, *record.confirm_runs]))
     columns = [f"delta/{t}" for t in record.tasks if f"delta/{t}" in record.complete]
     negative = sum(int((record.complete[c] < 0).sum()) for c in columns)
     real = sum(
@@ -327,4 +350,8 @@ _CSS = (
     "table.leaderboard th{background:#eee;cursor:pointer;text-align:left;padding:4px 8px}"
     "table.leaderboard td{padding:3px 8px;border-bottom:1px solid #eee}"
     ".note{background:#fff8e1;border-left:4px solid #f0b400;padding:8px 12px}"
+    "section.report{background:#f7f9fc;border:1px solid #dde3ec;padding:4px 16px 8px}"
+    "section.report h2{font-size:18px}section.report h3{font-size:15px;margin:12px 0 4px}"
+    "table.report{border-collapse:collapse;font-size:13px}"
+    "table.report th,table.report td{border-bottom:1px solid #dde3ec;padding:3px 8px;text-align:left}"
 )

@@ -3,11 +3,22 @@
 ``fit(tasks, config, callbacks)`` trains one model on the given tasks and returns per-task
 metrics. Callbacks receive each epoch's log; one that raises (a pruner, say) stops training and
 its exception reaches the caller unchanged.
+
+Which epoch's model is scored (``select``): ``best_epoch`` (default) keeps the model of the
+epoch with the best validation score and reports its validation and test metrics;
+``last_epoch`` the model as it ends. The validation score of an epoch is, for one task, its
+primary metric (sign-adjusted: higher is better); for several tasks, the model as a whole: the
+validation Δm (%) against ``reference`` (the single-task baselines' validation scores, as
+``sweeps`` passes them; by default the model's own first epoch), never a different epoch per
+head. ``patience`` > 0 stops training once that score has not improved by more than
+``min_delta`` (in the score's units) for ``patience`` epochs. The test split is evaluated once,
+on the scored model.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -32,6 +43,7 @@ from mtl_core.schedules import schedule_steps, total_epochs
 from mtl_core.weighting import build_weighting
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+SELECT = ("best_epoch", "last_epoch")
 EVAL_BATCH = 2048
 
 
@@ -65,6 +77,9 @@ class TrainConfig:
     device: str = "auto"
     affinity_every: int = 0  # measure inter-task affinity every N steps (0: off); see affinity.py
     diagnostics_every: int = 0  # gradient norms and task-gradient cosines every N steps (0: off)
+    select: str = "best_epoch"  # best_epoch | last_epoch: which epoch's model is scored
+    patience: int = 0  # early stopping: epochs without improvement before stopping (0: off)
+    min_delta: float = 0.0  # early stopping: the least improvement that counts
 
 
 def single_task_config(config: TrainConfig) -> TrainConfig:
@@ -88,6 +103,7 @@ class EpochLog:
     affinity: dict[str, dict[str, float]] | None = None  # i -> j -> mean Z(i→j) this epoch
     grad_norm: dict[str, float] | None = None  # parameter name -> mean gradient norm
     grad_cos: dict[str, dict[str, float]] | None = None  # i -> j (i < j) -> mean cosine
+    score: float = float("nan")  # the validation score that selects the epoch (module doc)
 
 
 @dataclass
@@ -95,11 +111,13 @@ class FitResult:
     tasks: list[str]
     metric: dict[str, str]  # task -> primary metric
     history: list[EpochLog]
-    valid: dict[str, dict[str, float]]  # final epoch, every metric
-    test: dict[str, dict[str, float]]
+    valid: dict[str, dict[str, float]]  # the scored epoch's, every metric
+    test: dict[str, dict[str, float]]  # the scored model's
     train_seconds: float
     device: str
-    model: torch.nn.Module | None = field(default=None, repr=False)
+    model: torch.nn.Module | None = field(default=None, repr=False)  # the scored model
+    best_epoch: int = 0  # the epoch whose model was scored (1-based)
+    stopped_early: bool = False  # early stopping ended training before its last epoch
 
     def primary(self, split: str = "test") -> dict[str, float]:
         scores = self.test if split == "test" else self.valid
@@ -133,9 +151,12 @@ def fit(
     config: TrainConfig,
     callbacks: Sequence[Callback] = (),
     teachers: Mapping[str, np.ndarray] | None = None,
+    reference: Mapping[str, float] | None = None,
 ) -> FitResult:
     """Train one model on ``tasks``. ``teachers``: per task, a teacher's logits for every
-    training row (``mtl_core.distill.teacher_logits``), used when ``config.distill > 0``."""
+    training row (``mtl_core.distill.teacher_logits``), used when ``config.distill > 0``.
+    ``reference``: per task, the validation score the epochs of a multi-task model are
+    selected against (Δm; see the module's docstring)."""
     task_list = list(tasks.values()) if isinstance(tasks, Mapping) else list(tasks)
     if not task_list:
         raise ValueError("fit needs at least one task")
@@ -152,6 +173,10 @@ def fit(
     )
     if problems:
         raise ValueError("; ".join(problems))
+    if config.select not in SELECT:
+        raise ValueError(f"select {config.select!r}: use one of {', '.join(SELECT)}")
+    if config.patience < 0 or not math.isfinite(config.min_delta) or config.min_delta < 0:
+        raise ValueError("early stopping needs patience >= 0 and a finite min_delta >= 0")
     if config.distill > 0:
         missing = [t for t in names if t not in (teachers or {})]
         if missing:
@@ -226,8 +251,14 @@ def fit(
         cb.on_train_start(names, config)
 
     epochs = total_epochs(config.schedule, config.epochs, len(names))
+    metric_of = {t.name: t.spec.metric for t in task_list}
+    selector = EpochSelector(metric_of, reference, config.patience, config.min_delta)
+    # sequential training meets a new task at each phase: stopping counts from the last one
+    patient_from = epochs - config.epochs + 1 if config.schedule == "sequential" else 1
     started = time.perf_counter()
     history: list[EpochLog] = []
+    best_state: dict[str, torch.Tensor] | None = None
+    stopped_early = False
     for epoch in range(1, epochs + 1):
         model.train()
         loss_sum = {t: torch.zeros((), device=device) for t in names}
@@ -288,23 +319,82 @@ def fit(
             )
         affinity = meter.epoch_mean() if meter is not None else None
         norms, cosines = gauge.epoch_means() if gauge is not None else (None, None)
-        log = EpochLog(epoch, epochs, train_loss, valid, weights_used, affinity, norms, cosines)
+        score = selector.score(valid)
+        log = EpochLog(
+            epoch, epochs, train_loss, valid, weights_used, affinity, norms, cosines, score
+        )
         history.append(log)
+        if selector.update(epoch, score) and config.select == "best_epoch" and epoch < epochs:
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         for cb in callbacks:
             cb.on_epoch_end(log)
+        if config.patience and epoch >= patient_from and selector.stale(epoch, patient_from):
+            stopped_early = epoch < epochs
+            break
     seconds = time.perf_counter() - started
+    best = selector.best_epoch if config.select == "best_epoch" else len(history)
+    best = best or len(history)  # no epoch with a finite validation score: the last one
+    if best != len(history) and best_state is not None:
+        model.load_state_dict(best_state)
     test = evaluate(model, task_list, "test", device)
-    valid = history[-1].valid if history else evaluate(model, task_list, "valid", device)
+    valid = history[best - 1].valid
     return FitResult(
         names,
-        {t.name: t.spec.metric for t in task_list},
+        metric_of,
         history,
         valid,
         test,
         seconds,
         str(device),
         model,
+        best,
+        stopped_early,
     )
+
+
+class EpochSelector:
+    """Scores each epoch on validation and remembers the best (see the module's docstring)."""
+
+    def __init__(
+        self,
+        metric_of: Mapping[str, str],
+        reference: Mapping[str, float] | None,
+        patience: int = 0,
+        min_delta: float = 0.0,
+    ) -> None:
+        self.metric_of, self.reference = dict(metric_of), reference
+        self.patience, self.min_delta = patience, min_delta
+        self.best_epoch, self.best_score = 0, -math.inf
+        self._improved_at, self._counted = 0, -math.inf  # early stopping's (Keras) reference
+
+    def score(self, valid: Mapping[str, Mapping[str, float]]) -> float:
+        from mtl_core import transfer
+
+        primary = {t: float(valid[t][m]) for t, m in self.metric_of.items()}
+        if len(primary) == 1 and self.reference is None:
+            ((task, value),) = primary.items()
+            return value if task_types.higher_is_better(self.metric_of[task]) else -value
+        if self.reference is None:
+            self.reference = primary  # the first epoch's scores
+        return transfer.delta_m(
+            transfer.deltas(primary, {t: self.reference[t] for t in primary}, self.metric_of)
+        )
+
+    def update(self, epoch: int, score: float) -> bool:
+        """True when ``epoch`` is the new best. Ties keep the earlier epoch; early stopping
+        counts an improvement only above ``min_delta``."""
+        if not math.isfinite(score):
+            return False
+        if score > self._counted + self.min_delta:
+            self._improved_at, self._counted = epoch, score
+        if score > self.best_score:
+            self.best_epoch, self.best_score = epoch, score
+            return True
+        return False
+
+    def stale(self, epoch: int, start: int = 1) -> bool:
+        """Whether ``patience`` epochs (counted from ``start``) passed without an improvement."""
+        return epoch - max(self._improved_at, start - 1) >= self.patience
 
 
 @dataclass

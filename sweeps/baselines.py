@@ -23,7 +23,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +47,21 @@ class Baseline:
     task: str
     key: str
     metric: str
-    valid: float  # primary metric, validation split (final epoch)
-    test: float  # primary metric, test split
+    valid: float  # primary metric, validation split, of the scored epoch
+    test: float  # primary metric, test split, of the scored epoch
     seconds: float  # training (or waiting) time in this trial, 0 when reused
     reused: bool
     run_id: str
     seed: int = 0
+    curve: list[float] = field(default_factory=list)  # primary validation metric per epoch
+    best_epoch: int = 0
+
+    def valid_at(self, epoch: int) -> float:
+        """The validation metric after ``epoch`` epochs; past its last epoch (early stopping,
+        fewer epochs) the scored value, which is what it stopped with."""
+        if 1 <= epoch <= len(self.curve):
+            return self.curve[epoch - 1]
+        return self.valid
 
 
 def _digest(payload: dict[str, Any]) -> str:
@@ -100,10 +109,11 @@ class Baselines:
         data: StudyData,
         tracker: Tracker,
         parent_run: str,
-        is_dead: Callable[[int], bool] = lambda number: False,
+        is_dead: Callable[[str], bool] = lambda ref: False,
     ) -> None:
-        """``is_dead(trial_number)``: whether the trial that claimed a key has died (its
-        worker stopped sending heartbeats), so that its claim can be taken over."""
+        """``is_dead(ref)``: whether the trial that claimed a key has died (its worker stopped
+        sending heartbeats), so that its claim can be taken over; ``ref`` is a search trial's
+        number, or ``confirm:N`` for a confirm trial's."""
         self.spec, self.data, self.tracker, self.parent = spec, data, tracker, parent_run
         self.is_dead = is_dead
         self._known: dict[str, Baseline] = {}
@@ -114,7 +124,7 @@ class Baselines:
         task: str,
         config: TrialConfig,
         seed: int | None = None,
-        trial_number: int | None = None,
+        trial_number: int | str | None = None,
         on_train: Sequence[Any] = (),
     ) -> Baseline:
         """The task's baseline for this trial configuration and seed: reused when known,
@@ -142,7 +152,7 @@ class Baselines:
         tasks: Sequence[str],
         config: TrialConfig,
         seed: int | None = None,
-        trial_number: int | None = None,
+        trial_number: int | str | None = None,
         on_train: Sequence[Any] = (),
         on_task: Callable[[str], None] = lambda task: None,
     ) -> dict[str, Baseline]:
@@ -218,7 +228,7 @@ class Baselines:
             run = self.tracker.client.get_run(run_id)
             if run.info.status != "RUNNING" or run.info.lifecycle_stage == "deleted":
                 return
-            if number is not None and self.is_dead(int(number)):
+            if number is not None and self.is_dead(number):
                 self.tracker.end_run(
                     run_id,
                     "FAILED",
@@ -229,16 +239,20 @@ class Baselines:
 
     def _from_run(self, task, key, metric, seed, run, waited: float) -> Baseline:
         m = run.data.metrics
+        name = f"valid/{task}/{metric}"
+        history = self.tracker.client.get_metric_history(run.info.run_id, name)
         return Baseline(
             task,
             key,
             metric,
-            m[f"valid/{task}/{metric}"],
+            m.get(f"selected/{name}", m[name]),
             m[f"test/{task}/{metric}"],
             waited,
             True,
             run.info.run_id,
             seed,
+            [p.value for p in sorted(history, key=lambda p: p.step)],
+            int(m.get("best_epoch", len(history))),
         )
 
     def _start(self, task, key, seed, trial_number, config: TrialConfig, extra) -> str:
@@ -286,6 +300,8 @@ class Baselines:
             (f"train/{task}/loss", log.train_loss[task], log.epoch) for log in result.history
         ]
         metrics += [(f"test/{task}/{m}", v, 0) for m, v in result.test[task].items()]
+        metrics += [(f"selected/valid/{task}/{m}", v, 0) for m, v in result.valid[task].items()]
+        metrics.append(("best_epoch", result.best_epoch, 0))
         metrics.append(("time/train_s", seconds, 0))
         metrics += data.coverage([task])
         self.tracker.log(run_id, metrics=metrics)
@@ -293,8 +309,10 @@ class Baselines:
             self._keep_teacher(key, run_id, result.model, data.tasks[task])
         self.tracker.end_run(run_id, "FINISHED")
         valid = result.valid[task][metric]
+        curve = [log.valid[task][metric] for log in result.history]
+        test = result.test[task][metric]
         return Baseline(
-            task, key, metric, valid, result.test[task][metric], seconds, False, run_id, seed
+            task, key, metric, valid, test, seconds, False, run_id, seed, curve, result.best_epoch
         )
 
     @property

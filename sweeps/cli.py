@@ -165,7 +165,7 @@ def _run(spec, path: Path, trials, workers: int, timeout, quiet: bool, worker: b
 
 def _print_summary(spec, path: Path, summary) -> None:
     best = (
-        f"best trial {summary.best_number}: validation Δm {summary.best_value:+.2f}%"
+        f"best by validation: trial {summary.best_number}, validation Δm {summary.best_value:+.2f}%"
         if summary.best_number is not None
         else "no trial completed"
     )
@@ -173,10 +173,18 @@ def _print_summary(spec, path: Path, summary) -> None:
     from sweeps.masking import mask
 
     print(f"study {spec.name}: {summary.finished} finished trials{stop}; {best}")
+    if summary.confirmed or (summary.closed and spec.search.confirms):
+        from sweeps.verdict import pick_winner, study_runs, winner_lines
+
+        runs = study_runs(spec)
+        for line in winner_lines(pick_winner(runs["trial"], runs["confirm"])):
+            print(f"  {line}")
     if summary.pareto:
         print(f"  Pareto-optimal trials: {', '.join(str(n) for n in summary.pareto)}")
     print(f"  trials:    sweeps status {path}")
     print(f"  MLflow UI: sweeps ui {path}   (tracking store {mask(spec.tracking)})")
+    if summary.report:
+        print(f"  verdict:   {summary.report}   (sweeps report {path})")
     if summary.dashboard:
         print(f"  dashboard: {summary.dashboard}")
 
@@ -313,6 +321,23 @@ def groups(
 
         spec, _ = _load(study, with_data=False)
         run_groups(spec, budget, source, _console())
+        return 0
+
+    _guard(body)
+
+
+@app.command()
+def report(study: StudyPath) -> None:
+    """Write the verdict (<workdir>/report.md): per task, share or train alone; grouping and
+    settings; each figure with its interval and seeds. Logged on the study run."""
+
+    def body() -> int:
+        spec, _ = _load(study, with_data=False)
+        from sweeps.report import write_report
+
+        path = write_report(spec)
+        print(path.read_text(encoding="utf-8"))
+        print(f"written to {path} and logged on the study run")
         return 0
 
     _guard(body)

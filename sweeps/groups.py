@@ -4,14 +4,17 @@ Every partition of the tasks into at most K groups (networks) is scored, and the
 recommended. A task alone in its group scores 0 (it is its own single-task baseline). A task i
 in a group G of two or more scores the mean over its partners j of a predicted gain:
 
-- ``--source pairs`` (default): P(i, j) = the pair transfer matrix's cell, the Δ % of i trained
-  with j alone (``sweeps transfer`` fills it);
+- ``--source pairs`` (default): P(i, j) = the pair transfer matrix's cell on validation, the
+  validation Δ % of i trained with j alone (``sweeps transfer`` fills it);
 - ``--source affinity``: P(i, j) = Z(j→i), the inter-task affinity onto i measured during
   joint training (``training.affinity_every``), averaged over the trials that measured it.
 
 This is the pairwise approximation of Fifty et al. (2021): a group's gain is taken from its
 pairs. The search is exhaustive over set partitions (Bell(n): 52 for 5 tasks, 115,975 for 10),
 each scored in O(n^2); studies of more than 10 tasks are refused.
+
+Every figure this command chooses with is a validation figure; test figures are reported by
+``sweeps report`` for what was chosen.
 
 Affinities are known to predict real multi-task gains poorly on some benchmarks, so every task
 set the study actually trained (trials and transfer runs) is compared with its prediction: the
@@ -146,7 +149,7 @@ def run_groups(spec: StudySpec, budget: int, source: str, console: Console) -> R
         pair = _affinities(spec, tasks)
         unit = "affinity"
     rec = recommend(tasks, budget, pair, trained, source)
-    table = Table("network", "tasks", f"predicted ({unit}, summed)", "trained Δ % (summed)",
+    table = Table("network", "tasks", f"predicted ({unit}, summed)", "trained validation Δ % (summed)",
                   title=f"recommended grouping of study {spec.name} into at most {budget} network(s)")  # fmt: skip
     for n, group in enumerate(rec.groups, 1):
         guess = sum(predicted_gain(t, group, pair) for t in group)
@@ -160,7 +163,9 @@ def run_groups(spec: StudySpec, budget: int, source: str, console: Console) -> R
     console.print(table)
     console.print(f"predicted total: {rec.predicted:+.4g} ({unit}, from {source})")
     if rec.measured is not None:
-        console.print(f"trained total: {rec.measured:+.2f} (Δ %, from this study's runs)")
+        console.print(
+            f"trained total: {rec.measured:+.2f} (validation Δ %, from this study's runs)"
+        )
     else:
         console.print("trained total: unknown (a recommended group was never trained together)")
     if rec.spearman is not None:
@@ -178,14 +183,15 @@ def run_groups(spec: StudySpec, budget: int, source: str, console: Console) -> R
 
 
 def _trained_sets(runs: list, tasks: Sequence[str]) -> dict[frozenset[str], dict[str, float]]:
-    """Task set -> mean trained Δ per task, over the finished trial and transfer runs."""
+    """Task set -> mean trained validation Δ per task, over the finished trial and transfer
+    runs (validation: the grouping is a choice, and choices are made on validation)."""
     values: dict[frozenset[str], dict[str, list[float]]] = {}
     for run in runs:
         group = [t for t in run.data.tags.get("mtl.tasks", "").split(",") if t]
         if len(group) < 2 or not set(group) <= set(tasks):
             continue
         for t in group:
-            value = run.data.metrics.get(f"delta/{t}")
+            value = run.data.metrics.get(f"selected/valid/delta/{t}")
             if value is not None:
                 values.setdefault(frozenset(group), {}).setdefault(t, []).append(value)
     return {g: {t: statistics.fmean(v) for t, v in d.items()} for g, d in values.items()}
@@ -194,7 +200,7 @@ def _trained_sets(runs: list, tasks: Sequence[str]) -> dict[frozenset[str], dict
 def _pairs(spec: StudySpec, tasks: Sequence[str], runs: list) -> dict[str, dict[str, float]]:
     from sweeps.transfer_matrix import pair_matrix
 
-    matrix = pair_matrix(tasks, runs)
+    matrix = pair_matrix(tasks, runs, split="valid")  # choose on validation
     missing = [f"{i}+{j}" for i in tasks for j in tasks if i < j and matrix.mean(i, j) is None]
     if missing:
         raise StudyError(

@@ -77,6 +77,16 @@ def print_plan(spec: StudySpec, data: StudyData, console: Console | None = None)
         + (" (means, std, 95% interval)" if seeds > 1 else "")
         + f"; baselines: {baselines}"
     )
+    count, warnings = baseline_budget(spec)
+    console.print(
+        "baselines: at most "
+        + (f"{count:,}" if count is not None else "one new set per trial")
+        + " distinct single-task models (trained once per key and reused: "
+        + "tasks × baseline-keyed settings the space allows × seeds"
+        + (", confirmation seeds included)" if spec.search.confirms else ")")
+    )
+    for line in warnings:
+        console.print(f"[yellow]warning[/yellow]: {escape(line)}")
     problems = trial_problems(fixed, spec)
     if problems:
         console.print(
@@ -93,6 +103,68 @@ def print_plan(spec: StudySpec, data: StudyData, console: Console | None = None)
             f"recorded as pruned with their reason when drawn (e.g. {example}: {reasons[0]})"
         )
     console.print(f"stores: tracking {mask(spec.tracking)}; optuna {mask(spec.optuna_storage)}")
+
+
+def _values(spec: StudySpec, key: str, entry) -> int | None:
+    """How many values a space entry can take (None: a continuum)."""
+    from sweeps.space import _field_kind, setting
+
+    if isinstance(entry, ChoicesParam):
+        return len(entry.choices)
+    if not isinstance(entry, RangeParam):
+        return None
+    found = setting(key)
+    integer = (
+        found is not None
+        and found[0] in ("model", "training")
+        and (_field_kind(found[1], found[2]) == "int")
+    )
+    if entry.step:
+        return int((entry.high - entry.low) // entry.step) + 1
+    if integer:
+        return int(entry.high) - int(entry.low) + 1
+    return None
+
+
+def baseline_keyed(key: str) -> bool:
+    """Whether a space key changes a task's single-task baseline (matched mode)."""
+    from mtl_core.methods import MULTI_TASK_ONLY, SINGLE_TASK_TRAINING
+
+    if key == "tasks" or key.startswith("training.weights"):
+        return False
+    if key.startswith("training."):
+        name = key.removeprefix("training.")
+        return name not in set(SINGLE_TASK_TRAINING) | MULTI_TASK_ONLY
+    if key.startswith("model."):
+        return key not in ("model.experts", "model.sharing_penalty", "model.architecture")
+    return True  # features.*, options.*
+
+
+def baseline_budget(spec: StudySpec) -> tuple[int | None, list[str]]:
+    """The most distinct baselines a study can train, and warnings for settings that give
+    (nearly) every trial new baselines."""
+    seeds = spec.training.seeds + (
+        spec.search.confirm.seeds if spec.search.confirms and spec.search.confirm else 0
+    )
+    tasks = len(spec.tasks)
+    if spec.baselines.mode == "tuned":
+        return tasks * seeds, []
+    count: int | None = tasks * seeds
+    warnings = []
+    for key, entry in spec.search.space.items():
+        if not baseline_keyed(key):
+            continue
+        values = _values(spec, key, entry)
+        ranged = isinstance(entry, RangeParam) and spec.search.sampler != "grid"
+        if ranged and (values is None or values >= spec.search.n_trials):
+            what = "a continuous range" if values is None else f"a range of {values} values"
+            warnings.append(
+                f"search.space.{key}: {what} for a setting the baselines depend on gives "
+                "nearly every trial new single-task baselines (most of the study's time); "
+                "give it `choices` (e.g. 3-5 values) or set `baselines.mode: tuned`"
+            )
+        count = None if values is None or count is None else count * values
+    return count, warnings
 
 
 def _describe_entry(spec: StudySpec, entry) -> str:
@@ -201,16 +273,27 @@ def print_status(spec: StudySpec, console: Console | None = None) -> None:
         print_matrix(
             matrix,
             console,
-            "pair transfer matrix: Δ % of the row's task trained with the column's alone "
+            "pair transfer matrix: test Δ % of the row's task trained with the column's alone "
             "(trials of exactly two tasks and `sweeps transfer` runs)",
         )
     number, value = best_of(study)
     if number is None:
-        console.print("best: no completed trial yet")
+        console.print("best by validation: no completed trial yet")
     else:
         best = study.trials[number]
         deltas = ", ".join(f"{k} {v:+.2f}%" for k, v in best.user_attrs.get("deltas", {}).items())
-        console.print(f"best: trial {number}, validation Δm {value:+.2f}% ({deltas})")
+        test = best.user_attrs.get("delta_m")
+        console.print(
+            f"best by validation: trial {number}, validation Δm {value:+.2f}% "
+            + (f"(its test Δm {test:+.2f}%; test Δ per task: {deltas})" if test is not None else "")
+        )
+    from sweeps.verdict import pick_winner, share_text, study_runs, winner_lines
+
+    runs = study_runs(spec)
+    if spec.search.confirms or runs["confirm"]:
+        for line in winner_lines(pick_winner(runs["trial"], runs["confirm"])):
+            console.print(escape(line))
+    console.print(share_text(runs["trial"] + runs["confirm"]))
 
 
 def _per_task(attrs: dict) -> str:

@@ -26,6 +26,8 @@ class Reporter:
         self, number: int, state: str, value: float | None, best: float | None, note: str = ""
     ) -> None: ...
 
+    def confirmed(self, number: int, value: float | None, seeds: int, note: str = "") -> None: ...
+
     def stop(self) -> None: ...
 
 
@@ -33,6 +35,11 @@ def _describe(number: int, state: str, value: float | None, best: float | None, 
     shown = f"valid Δm {value:+.2f}%" if value is not None else note
     best_text = f"best {best:+.2f}%" if best is not None else "no best yet"
     return f"trial {number}: {state} {shown} · {best_text}"
+
+
+def _confirmed(number: int, value: float | None, seeds: int, note: str) -> str:
+    shown = f"valid Δm {value:+.2f}%" if value is not None else f"failed: {note}"
+    return f"confirm trial {number} with {seeds} fresh seeds: {shown}"
 
 
 class LineReporter(Reporter):
@@ -49,6 +56,9 @@ class LineReporter(Reporter):
         self.done += 1
         line = _describe(number, state, value, best, note)
         print(f"[{self.done}/{self.total}] {line}", file=self.stream, flush=True)
+
+    def confirmed(self, number, value, seeds, note=""):
+        print(_confirmed(number, value, seeds, note), file=self.stream, flush=True)
 
 
 class LiveReporter(Reporter):
@@ -91,6 +101,10 @@ class LiveReporter(Reporter):
         self.progress.update(
             self.trials, advance=1, info=f"best {best:+.2f}%" if best is not None else ""
         )
+        self.progress.update(self.current, visible=False)
+
+    def confirmed(self, number, value, seeds, note=""):
+        self.progress.console.print(_confirmed(number, value, seeds, note))
         self.progress.update(self.current, visible=False)
 
     def stop(self):

@@ -52,8 +52,10 @@ class RunSummary:
     best_value: float | None = None
     pareto: list[int] = field(default_factory=list)
     dashboard: Path | None = None
+    report: Path | None = None
     stopped_by_timeout: bool = False
     closed: bool = False  # this process closed the study run
+    confirmed: list = field(default_factory=list)  # sweeps.confirm.ConfirmOutcome of this process
 
 
 def worker_index(worker: bool = False) -> int:
@@ -89,11 +91,14 @@ def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
     pruner = spec.search.effective_pruner
     if pruner == "none":
         return optuna.pruners.NopPruner()
+    # epochs 1..warmup are reported but never pruned (trial.py asks the pruner after them only)
+    first = spec.pruner_warmup + 1
     if pruner == "hyperband":
+        epochs = spec.training.epochs
         return optuna.pruners.HyperbandPruner(
-            min_resource=1, max_resource=spec.training.epochs, reduction_factor=3
+            min_resource=min(first, epochs), max_resource=epochs, reduction_factor=3
         )
-    return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)
+    return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=first)
 
 
 def make_storage(spec: StudySpec) -> optuna.storages.RDBStorage:
@@ -182,20 +187,42 @@ class Janitor:
         self.spec, self.study, self.tracker = spec, study, tracker
         self._pareto: dict[str, bool] = {}
 
-    def is_dead(self, number: int) -> bool:
+    def is_dead(self, ref: str | int) -> bool:
+        """Whether the trial ``ref`` (a search trial's number, or ``confirm:N``) has ended."""
         self.fail_stale()
-        trial = self._trial(number)
+        trial = self._trial(ref)
         return trial is None or trial.state not in (TrialState.RUNNING, TrialState.WAITING)
 
     def fail_stale(self) -> None:
         optuna.storages.fail_stale_trials(self.study)
+        confirm = self._confirm_study()
+        if confirm is not None:
+            optuna.storages.fail_stale_trials(confirm)
+
+    def _confirm_study(self) -> optuna.Study | None:
+        """The study's confirm trials (``sweeps.confirm``), once there are any."""
+        if getattr(self, "_confirm", None) is None and self.spec.search.confirms:
+            from sweeps.confirm import confirm_name
+
+            try:
+                self._confirm = optuna.load_study(
+                    study_name=confirm_name(self.spec), storage=make_storage(self.spec)
+                )
+            except KeyError:
+                return None
+        return getattr(self, "_confirm", None)
 
     def close_dead_runs(self) -> int:
         """Runs of this study still RUNNING whose trial is no longer running: closed FAILED."""
         runs = self.tracker.search(
             f"tags.`mtl.study` = '{_quote(self.spec.name)}' and attributes.status = 'RUNNING'"
         )
-        states = {t.number: t for t in self.study.get_trials(deepcopy=False)}
+        states: dict[str, FrozenTrial] = {
+            str(t.number): t for t in self.study.get_trials(deepcopy=False)
+        }
+        confirm = self._confirm_study()
+        if confirm is not None:
+            states.update({f"confirm:{t.number}": t for t in confirm.get_trials(deepcopy=False)})
         retried = {
             RetryHeartbeatStaleTrialCallback.retried_trial_number(t): t.number
             for t in states.values()
@@ -207,13 +234,15 @@ class Janitor:
             if tags.get("mtl.kind") == "study":
                 continue
             number = tags.get("mtl.trial_number") or tags.get("mtl.trained_in_trial")
+            if tags.get("mtl.kind") == "confirm":
+                number = f"confirm:{tags.get('mtl.confirm_trial')}"
             if number is None:
                 continue
-            trial = states.get(int(number))
+            trial = states.get(number)
             if trial is not None and trial.state in (TrialState.RUNNING, TrialState.WAITING):
                 continue
             why = f"its worker stopped (no heartbeat) during trial {number}"
-            if int(number) in retried:
+            if number.isdigit() and int(number) in retried:
                 why += f"; retried as trial {retried[int(number)]}"
             self.tracker.end_run(run.info.run_id, "FAILED", {"mtl.state": "FAIL", "mtl.error": why})
             closed += 1
@@ -236,9 +265,12 @@ class Janitor:
                 self.tracker.log(run_id, tags={"mtl.pareto": str(on_front).lower()})
                 self._pareto[run_id] = on_front
 
-    def _trial(self, number: int) -> FrozenTrial | None:
-        for t in self.study.get_trials(deepcopy=False):
-            if t.number == number:
+    def _trial(self, ref: str | int) -> FrozenTrial | None:
+        study, text = self.study, str(ref)
+        if text.startswith("confirm:"):
+            study, text = self._confirm_study(), text.removeprefix("confirm:")
+        for t in study.get_trials(deepcopy=False) if study is not None else []:
+            if str(t.number) == text:
                 return t
         return None
 
@@ -280,6 +312,7 @@ def run_study(
         counts=counts,
     )
     summary = RunSummary(spec.name, count_finished(study))
+    confirmed = False
     deadline = time.monotonic() + timeout if timeout else None
     reporter.start(spec.name, summary.finished, max(target, summary.finished))
     status = "FINISHED"
@@ -316,6 +349,11 @@ def run_study(
                 reporter.trial_finished(
                     outcome.number, outcome.state, outcome.value, best, outcome.note
                 )
+        if not summary.stopped_by_timeout and spec.search.confirms:
+            from sweeps.confirm import run_confirm
+
+            summary.confirmed = run_confirm(ctx, study)
+            confirmed = True
     except KeyboardInterrupt:
         status = "KILLED"
         raise
@@ -331,10 +369,14 @@ def run_study(
             t.state in (TrialState.RUNNING, TrialState.WAITING)
             for t in study.get_trials(deepcopy=False)
         )
-        if (status == "KILLED" and not worker) or (summary.finished >= target and not in_flight):
+        done = summary.finished >= target and not in_flight
+        if spec.search.confirms and status != "KILLED":
+            done = done and confirmed
+        if (status == "KILLED" and not worker) or done:
             janitor.close_dead_runs()
             janitor.tag_pareto(every_run=True)
             if status != "KILLED":
+                summary.report = _write_report(spec, tracker)
                 summary.dashboard = _write_dashboard(spec, tracker, parent, dashboard_out)
             tracker.end_run(parent, status)
             summary.closed = True
@@ -343,6 +385,18 @@ def run_study(
 
 def _quote(value: str) -> str:
     return value.replace("'", "\\'")
+
+
+def _write_report(spec: StudySpec, tracker: Tracker) -> Path | None:
+    try:
+        from sweeps.report import write_report
+
+        return write_report(spec, quiet_missing=True, tracker=tracker)
+    except Exception as exc:  # the record of the trials matters more than the report
+        import sys
+
+        print(f"warning: the report could not be written: {exc}", file=sys.stderr)
+        return None
 
 
 def _write_dashboard(

@@ -42,6 +42,7 @@ NOT_SEARCHABLE = {
     "training.device",
     "training.affinity_every",
     "training.diagnostics_every",
+    "training.early_stopping",
 }
 
 
@@ -70,11 +71,7 @@ class TrialConfig:
     def train_config(self, seed: int) -> TrainConfig:
         from mtl_core.train import TrainConfig
 
-        return TrainConfig(
-            **self.model.model_dump(),
-            **self.training.model_dump(exclude={"seeds"}),
-            seed=seed,
-        )
+        return TrainConfig(**self.model.model_dump(), **self.training.train_values(), seed=seed)
 
 
 def searchable_fields() -> list[str]:
@@ -424,6 +421,10 @@ def effective_params(
     for k, v in training.model_dump().items():
         if k == "weights":
             params.update({f"training.weights.{t}": w for t, w in sorted(v.items())})
+        elif k == "early_stopping":
+            params.update({f"training.early_stopping.{s}": x for s, x in (v or {}).items()})
+            if v is None:
+                params["training.early_stopping"] = "off"
         else:
             params[f"training.{k}"] = v
     for column, text in (spec.features if features is None else features).items():

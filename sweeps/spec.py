@@ -157,6 +157,15 @@ class ModelConfig(Strict):
     sharing_penalty: Annotated[float, Field(ge=0, le=1e6)] = 0.01  # soft_sharing
 
 
+class EarlyStopping(Strict):
+    """Stop once the validation score that selects the epoch has not improved by more than
+    ``min_delta`` for ``patience`` epochs (units: the primary metric for a single-task model,
+    percentage points of validation Δm for a multi-task one)."""
+
+    patience: Annotated[int, Field(ge=1, le=10000)]
+    min_delta: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+
+
 class TrainingConfig(Strict):
     epochs: Annotated[int, Field(ge=1, le=10000)] = 6
     batch_size: Annotated[int, Field(ge=1)] = 64
@@ -176,6 +185,17 @@ class TrainingConfig(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     affinity_every: Annotated[int, Field(ge=0, le=100_000)] = 0  # 0: off
     diagnostics_every: Annotated[int, Field(ge=0, le=100_000)] = 0  # 0: off
+    # which epoch's model is scored: the best on validation (default) or the last one
+    select: Literal["best_epoch", "last_epoch"] = "best_epoch"
+    early_stopping: EarlyStopping | None = None  # off unless set
+
+    def train_values(self) -> dict[str, Any]:
+        """These settings as ``mtl_core.train.TrainConfig`` takes them (seeds aside)."""
+        values = self.model_dump(exclude={"seeds", "early_stopping"})
+        stop = self.early_stopping
+        values["patience"] = stop.patience if stop else 0
+        values["min_delta"] = stop.min_delta if stop else 0.0
+        return values
 
 
 class BaselinesConfig(Strict):
@@ -217,6 +237,14 @@ class SubsetsParam(Strict):
     subsets: SubsetRule
 
 
+class ConfirmConfig(Strict):
+    """Once the search has its trials, the ``top`` best configurations by validation are
+    trained again with ``seeds`` fresh seeds (their baselines too, paired by seed)."""
+
+    top: Annotated[int, Field(ge=0, le=100)] = 1  # 0: no confirmation
+    seeds: Annotated[int, Field(ge=2, le=100)] = 3
+
+
 class SearchConfig(Strict):
     n_trials: Annotated[int, Field(ge=1)] = 20
     timeout: Annotated[float, Field(gt=0)] | None = None
@@ -231,6 +259,14 @@ class SearchConfig(Strict):
     # how long a call to an unreachable store (MLflow tracking, Optuna database) is retried
     # with backoff before the sweep stops with a message; completed trials keep their record
     store_retry_s: Annotated[float, Field(ge=0, le=86400)] = 120
+    # epochs before the pruner may act (default: about a third of training.epochs)
+    pruner_warmup: Annotated[int, Field(ge=0, le=10000)] | None = None
+    # re-train the best configurations with fresh seeds; null (or top: 0) turns it off
+    confirm: ConfirmConfig | None = Field(default_factory=ConfirmConfig)
+
+    @property
+    def confirms(self) -> bool:
+        return self.confirm is not None and self.confirm.top > 0
 
     @property
     def multi_objective(self) -> bool:
@@ -285,6 +321,14 @@ class StudySpec(Strict):
     @property
     def task_names(self) -> list[str]:
         return sorted(self.tasks)
+
+    @property
+    def pruner_warmup(self) -> int:
+        """Epochs before any pruning: ``search.pruner_warmup``, else about a third of the
+        epochs (at least one)."""
+        if self.search.pruner_warmup is not None:
+            return self.search.pruner_warmup
+        return max(1, round(self.training.epochs / 3))
 
     def resolve(self, path: str) -> Path:
         p = Path(path).expanduser()

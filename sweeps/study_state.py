@@ -30,14 +30,14 @@ def best_of(study: optuna.Study) -> tuple[int | None, float | None]:
     """The complete trial with the best validation Δm (the objective, or the mean of the
     per-task objectives)."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    scored = [t for t in complete if _valid_delta_m(t) is not None]
+    scored = [t for t in complete if valid_delta_m(t) is not None]
     if not scored:
         return None, None
-    best = max(scored, key=_valid_delta_m)
-    return best.number, _valid_delta_m(best)
+    best = max(scored, key=valid_delta_m)
+    return best.number, valid_delta_m(best)
 
 
-def _valid_delta_m(trial: FrozenTrial) -> float | None:
+def valid_delta_m(trial: FrozenTrial) -> float | None:
     if "valid_delta_m" in trial.user_attrs:
         return trial.user_attrs["valid_delta_m"]
     return trial.values[0] if trial.values and len(trial.values) == 1 else None

@@ -1,7 +1,8 @@
 """The pair transfer matrix: for every ordered pair of tasks (i, j), the Δ of task i when it is
 trained together with task j and no other task.
 
-Cell (i, j) is the mean of ``delta/i`` over the finished runs whose task set is exactly
+Cell (i, j) is the mean of ``delta/i`` (test; ``selected/valid/delta/i`` on validation, which
+is what ``sweeps groups`` chooses from) over the finished runs whose task set is exactly
 {i, j}: trials of the study that drew that pair, and the runs of ``sweeps transfer``, which
 trains every pair on purpose. Trials with three or more tasks do not enter the matrix: in them
 task i's Δ mixes the effect of several partners, and splitting it among them would be a guess.
@@ -62,15 +63,17 @@ class PairMatrix:
         return out.getvalue()
 
 
-def pair_matrix(tasks: Sequence[str], runs: Iterable[Any]) -> PairMatrix:
-    """The matrix from MLflow runs (FINISHED trial or transfer runs with ``mtl.tasks``)."""
+def pair_matrix(tasks: Sequence[str], runs: Iterable[Any], split: str = "test") -> PairMatrix:
+    """The matrix from MLflow runs (FINISHED trial or transfer runs with ``mtl.tasks``), of
+    test Δ (``delta/i``, to report) or validation Δ (``selected/valid/delta/i``, to choose)."""
+    prefix = "delta/" if split == "test" else "selected/valid/delta/"
     matrix = PairMatrix(list(tasks))
     for run in runs:
         pair = run.data.tags.get("mtl.tasks", "").split(",")
         if len(pair) != 2 or not set(pair) <= set(tasks):
             continue
         for i, j in (pair, pair[::-1]):
-            value = run.data.metrics.get(f"delta/{i}")
+            value = run.data.metrics.get(f"{prefix}{i}")
             if value is not None:
                 matrix.values.setdefault(i, {}).setdefault(j, []).append(value)
     return matrix

@@ -129,8 +129,12 @@ def _train_pair(spec, data, tracker, parent, baselines, pair, config, key, label
     try:
         results, per_seed = [], []
         for seed in seeds_of(spec):
-            per_seed.append(baselines.get_all(list(pair), config, seed))
-            results.append(fit(data.subset(list(pair)), config.train_config(seed)))
+            per_task = baselines.get_all(list(pair), config, seed)
+            per_seed.append(per_task)
+            reference = {t: b.valid for t, b in per_task.items()}
+            results.append(
+                fit(data.subset(list(pair)), config.train_config(seed), reference=reference)
+            )
         summary = _summarise(results, per_seed)
     except BaseException as exc:
         tracker.end_run(

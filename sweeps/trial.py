@@ -69,20 +69,22 @@ class TrialContext:
 
 
 class _Record(Callback):
-    """Logs each epoch to MLflow (one seed) and reports the validation Δm to the pruner."""
+    """Logs each epoch to MLflow (one seed) and reports the epoch's validation Δm, paired by
+    epoch with the baselines' curves, to the pruner."""
 
     def __init__(
         self,
         ctx: TrialContext,
-        trial: optuna.Trial,
+        trial: optuna.Trial | None,
         run_id: str,
         baselines: dict[str, Baseline],
         log: bool,
         report: bool,
     ):
         self.ctx, self.trial, self.run_id, self.baselines = ctx, trial, run_id, baselines
-        self.log_epochs, self.report = log, report
+        self.log_epochs, self.report = log, report and trial is not None
         self.offset = 0
+        self.warmup = ctx.spec.pruner_warmup
 
     def on_train_start(self, tasks, config) -> None:
         # sequential training runs `epochs` epochs per task; the pruner compares trials at the
@@ -93,14 +95,20 @@ class _Record(Callback):
     def on_epoch_end(self, log: EpochLog) -> None:
         e = log.epoch
         self.ctx.reporter.epoch(e, log.epochs)
-        value = _valid_delta_m(log.valid, self.baselines)
+        step = e - self.offset
+        per_task = paired_deltas(log.valid, self.baselines, step)
+        value = transfer.delta_m(per_task)
         if self.log_epochs:
-            self.ctx.tracker.log(self.run_id, metrics=_epoch_metrics([log], [value]))
-        if self.report and e > self.offset:
-            self.trial.report(value, e - self.offset)
-            if self.trial.should_prune():
+            self.ctx.tracker.log(self.run_id, metrics=_epoch_metrics([log], [per_task]))
+        elif self.report:  # several seeds: the mean curves come later; this is what Optuna saw
+            self.ctx.tracker.log(self.run_id, metrics=[("pruner/valid_delta_m", value, e)])
+        if self.report and step >= 1:
+            assert self.trial is not None
+            self.trial.report(value, step)
+            if step > self.warmup and self.trial.should_prune():
                 raise optuna.TrialPruned(
-                    f"pruned at epoch {e}: validation Δm {value:+.2f}% is below the earlier trials'"
+                    f"pruned at epoch {e}: validation Δm {value:+.2f}% against the baselines "
+                    f"at the same epoch is below the earlier trials' at that epoch"
                 )
 
 
@@ -112,8 +120,11 @@ class _Progress(Callback):
         self.reporter.epoch(log.epoch, log.epochs)
 
 
-def _epoch_metrics(logs: list[EpochLog], values: list[float]) -> list[tuple[str, float, int]]:
-    """Per-epoch metrics, the mean over the given seeds' logs of one epoch."""
+def _epoch_metrics(
+    logs: list[EpochLog], paired: list[dict[str, float]]
+) -> list[tuple[str, float, int]]:
+    """Per-epoch metrics, the mean over the given seeds' logs of one epoch; ``paired``: each
+    seed's per-task validation Δ against its baselines at the same epoch."""
     e = logs[0].epoch
     mean = statistics.fmean
     first = logs[0]
@@ -143,15 +154,21 @@ def _epoch_metrics(logs: list[EpochLog], values: list[float]) -> list[tuple[str,
             for i in measured[0]
             for j in measured[0][i]
         ]
-    out.append(("valid/delta_m", mean(values), e))
+    out += [(f"valid/delta/{t}", mean(d[t] for d in paired), e) for t in paired[0]]
+    out.append(("valid/delta_m_by_epoch", mean(transfer.delta_m(d) for d in paired), e))
     return out
 
 
-def _valid_delta_m(valid: dict[str, dict[str, float]], baselines: dict[str, Baseline]) -> float:
-    per_task = {
-        t: transfer.delta(valid[t][b.metric], b.valid, b.metric) for t, b in baselines.items()
+def paired_deltas(
+    valid: dict[str, dict[str, float]], baselines: dict[str, Baseline], epoch: int
+) -> dict[str, float]:
+    """Each task's validation Δ at ``epoch`` against its baseline's validation metric at the
+    same epoch (like with like: a trial is not punished for converging later than a model
+    that has reached its final score)."""
+    return {
+        t: transfer.delta(valid[t][b.metric], b.valid_at(epoch), b.metric)
+        for t, b in baselines.items()
     }
-    return transfer.delta_m(per_task)
 
 
 def seeds_of(spec: StudySpec) -> list[int]:
@@ -218,46 +235,11 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
         if problems:
             raise optuna.TrialPruned(f"combination cannot train: {'; '.join(problems)}")
         seeds = seeds_of(spec)
-        results: list[FitResult] = []
-        baselines: list[dict[str, Baseline]] = []
-        for i, seed in enumerate(seeds):
-            suffix = f" seed {seed}" if len(seeds) > 1 else ""
-            per_task = ctx.baselines.get_all(
-                config.tasks,
-                config,
-                seed,
-                trial.number,
-                [_Progress(ctx.reporter)],
-                on_task=lambda task, suffix=suffix: ctx.reporter.phase(f"baseline {task}{suffix}"),
-            )
-            times["baseline"] += sum(b.seconds for b in per_task.values())
-            baselines.append(per_task)
-            if i == 0:  # which baseline runs this trial compares with (learning curves)
-                ctx.tracker.log(
-                    run_id,
-                    metrics=ctx.baselines.data_of(config).coverage(config.tasks),
-                    tags={f"mtl.baseline_run.{t}": b.run_id for t, b in per_task.items()},
-                )
-            ctx.reporter.phase(",".join(config.tasks) + (f" seed {seed}" if len(seeds) > 1 else ""))
-            record = _Record(
-                ctx,
-                trial,
-                run_id,
-                per_task,
-                log=len(seeds) == 1,
-                report=i == 0 and not spec.search.multi_objective,
-            )
-            teachers = None
-            if config.training.distill > 0:
-                teachers = {t: ctx.baselines.teacher(b) for t, b in per_task.items()}
-            data = ctx.baselines.data_of(config)
-            result = fit(data.subset(config.tasks), config.train_config(seed), [record], teachers)
-            times["train"] += result.train_seconds
-            results.append(result)
+        results, baselines = fit_seeds(ctx, config, seeds, run_id, times, trial)
         summary = _summarise(results, baselines)
         metrics = summary.metrics
         if len(seeds) > 1:
-            metrics += _mean_curves(results, baselines)
+            metrics += _mean_curves(results, baselines, sequential_offset(config))
         metrics += [
             ("time/train_s", times["train"], 0),
             ("time/baseline_s", times["baseline"], 0),
@@ -320,6 +302,61 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
         raise
 
 
+def fit_seeds(
+    ctx: TrialContext,
+    config: TrialConfig,
+    seeds: list[int],
+    run_id: str,
+    times: dict[str, float],
+    trial: optuna.Trial | None = None,
+    number: int | None = None,
+) -> tuple[list[FitResult], list[dict[str, Baseline]]]:
+    """Train the configuration once per seed against each task's baseline of that seed (the
+    epochs of a multi-task model are selected against the baselines' validation scores);
+    ``trial``: the Optuna trial whose pruner hears the first seed's epochs."""
+    number = trial.number if trial is not None else number
+    results: list[FitResult] = []
+    baselines: list[dict[str, Baseline]] = []
+    for i, seed in enumerate(seeds):
+        suffix = f" seed {seed}" if len(seeds) > 1 else ""
+        per_task = ctx.baselines.get_all(
+            config.tasks,
+            config,
+            seed,
+            number,
+            [_Progress(ctx.reporter)],
+            on_task=lambda task, suffix=suffix: ctx.reporter.phase(f"baseline {task}{suffix}"),
+        )
+        times["baseline"] += sum(b.seconds for b in per_task.values())
+        baselines.append(per_task)
+        if i == 0:  # which baseline runs this run compares with (learning curves)
+            ctx.tracker.log(
+                run_id,
+                metrics=ctx.baselines.data_of(config).coverage(config.tasks),
+                tags={f"mtl.baseline_run.{t}": b.run_id for t, b in per_task.items()},
+            )
+        ctx.reporter.phase(",".join(config.tasks) + suffix)
+        record = _Record(
+            ctx,
+            trial,
+            run_id,
+            per_task,
+            log=len(seeds) == 1,
+            report=i == 0 and not ctx.spec.search.multi_objective,
+        )
+        teachers = None
+        if config.training.distill > 0:
+            teachers = {t: ctx.baselines.teacher(b) for t, b in per_task.items()}
+        data = ctx.baselines.data_of(config)
+        reference = {t: b.valid for t, b in per_task.items()}
+        result = fit(
+            data.subset(config.tasks), config.train_config(seed), [record], teachers, reference
+        )
+        times["train"] += result.train_seconds
+        results.append(result)
+    return results, baselines
+
+
 @dataclass
 class _Summary:
     metrics: list[tuple[str, float, int]]
@@ -355,6 +392,9 @@ def _summarise(results: list[FitResult], baselines: list[dict[str, Baseline]]) -
         for m in results[0].test[t]:
             add(f"test/{t}/{m}", [r.test[t][m] for r in results])
         add(f"baseline/{t}/{metric_of[t]}", [b[t].test for b in baselines])
+        for m in results[0].valid[t]:
+            add(f"selected/valid/{t}/{m}", [r.valid[t][m] for r in results])
+        add(f"baseline/valid/{t}/{metric_of[t]}", [b[t].valid for b in baselines])
     per_seed_test = [
         transfer.deltas(r.primary("test"), {t: b[t].test for t in tasks}, metric_of)
         for r, b in zip(results, baselines, strict=True)
@@ -365,20 +405,40 @@ def _summarise(results: list[FitResult], baselines: list[dict[str, Baseline]]) -
     ]
     deltas = {t: add(f"delta/{t}", [d[t] for d in per_seed_test], True) for t in tasks}
     delta_m = add("delta_m", [transfer.delta_m(d) for d in per_seed_test], True)
-    valid_deltas = {t: statistics.fmean(d[t] for d in per_seed_valid) for t in tasks}
-    valid_delta_m = statistics.fmean(transfer.delta_m(d) for d in per_seed_valid)
+    valid_deltas = {
+        t: add(f"selected/valid/delta/{t}", [d[t] for d in per_seed_valid], True) for t in tasks
+    }
+    valid_delta_m = add("valid/delta_m", [transfer.delta_m(d) for d in per_seed_valid], True)
+    add("best_epoch", [float(r.best_epoch) for r in results])
+    # the split said in the name (the same values as delta/TASK and delta_m)
+    out += [
+        ("test/" + name, value, step)
+        for name, value, step in list(out)
+        if name.startswith(("delta/", "delta_m"))
+    ]
     return _Summary(out, deltas, valid_deltas, delta_m, valid_delta_m)
 
 
 def _mean_curves(
-    results: list[FitResult], baselines: list[dict[str, Baseline]]
+    results: list[FitResult], baselines: list[dict[str, Baseline]], offset: int = 0
 ) -> list[tuple[str, float, int]]:
     out = []
-    for e in range(len(results[0].history)):
+    for e in range(min(len(r.history) for r in results)):  # early stopping: the common epochs
         logs = [r.history[e] for r in results]
-        values = [_valid_delta_m(log.valid, b) for log, b in zip(logs, baselines, strict=True)]
-        out += _epoch_metrics(logs, values)
+        paired = [
+            paired_deltas(log.valid, b, e + 1 - offset)
+            for log, b in zip(logs, baselines, strict=True)
+        ]
+        out += _epoch_metrics(logs, paired)
     return out
+
+
+def sequential_offset(config: TrialConfig) -> int:
+    """Epochs before a sequential schedule's last phase (0 for other schedules): from there on
+    its epochs are paired with the baselines' epochs 1, 2, ..."""
+    if config.training.schedule != "sequential":
+        return 0
+    return config.training.epochs * (len(config.tasks) - 1)
 
 
 def mean_affinity(results: list[FitResult]) -> dict[str, dict[str, float]] | None:

@@ -35,7 +35,14 @@ def small_study(name: str = "small", **sections) -> dict:
         "features": {"text": {"kind": "bow", "max_features": 2000, "vocabulary": "union"}},
         "model": {"hidden_size": 16},
         "training": {"epochs": 2, "batch_size": 64, "lr": 0.005},
-        "search": {"n_trials": 2, "sampler": "random", "pruner": "none", "space": {}},
+        # no confirmation unless a test asks for it (tests/sweeps/test_evidence.py does)
+        "search": {
+            "n_trials": 2,
+            "sampler": "random",
+            "pruner": "none",
+            "space": {},
+            "confirm": None,
+        },
     }
     for key, value in sections.items():
         if isinstance(value, dict) and isinstance(study.get(key), dict):
@@ -43,6 +50,26 @@ def small_study(name: str = "small", **sections) -> dict:
         else:
             study[key] = value
     return study
+
+
+def review_tasks(rows: int, metric: str, names: tuple[str, ...] = ("imdb", "yelp")) -> dict:
+    """The first ``rows`` review sentences of each named domain, prepared for ``mtl_core.fit``."""
+    from mtl_core.data.prepare import TaskFrame, prepare_tasks
+    from mtl_core.data.readers import read_table
+
+    frames = {
+        name: TaskFrame(
+            frame=read_table(
+                SENTIMENT / f"{name}_labelled.txt", header=False, columns=["text", "label"]
+            ).head(rows),
+            inputs="text",
+            target="label",
+            type="binary",
+            metric=metric,
+        )
+        for name in names
+    }
+    return prepare_tasks(frames)[0]
 
 
 def write_study(folder: Path, study: dict, filename: str = "study.yaml") -> Path:

@@ -25,31 +25,37 @@ def _shared_data() -> Path | None:
     return next((Path(p) for p in places if p and (Path(p) / "imdb_10k").is_dir()), None)
 
 
-GALLERY = {
-    "sentiment": "study.yaml",
-    "imdb_yelp": "study.yaml",
-    "sincos": "study.yaml",
-    "digits": "study.yaml",
-    "alternate_vs_joint": "study.yaml",
-    "census": "study.yaml",
-    "census_partial": "partial.yaml",
-    "synthetic_correlation": "study.yaml",
+GALLERY = {  # name -> (folder, study file)
+    "sentiment": ("sentiment", "study.yaml"),
+    "imdb_yelp": ("imdb_yelp", "study.yaml"),
+    "imdb_yelp_classic": ("imdb_yelp", "classic.yaml"),
+    "sincos": ("sincos", "study.yaml"),
+    "digits": ("digits", "study.yaml"),
+    "alternate_vs_joint": ("alternate_vs_joint", "study.yaml"),
+    "census": ("census", "study.yaml"),
+    "census_partial": ("census", "partial.yaml"),
+    "synthetic_correlation": ("synthetic_correlation", "study.yaml"),
 }
 
 
 def _shortened(path: Path, workdir: Path, trials: int):
+    """One epoch, one seed, a few trials; an example that confirms its winner confirms one
+    configuration with two seeds."""
     spec = load_spec(path)
     training = spec.training.model_copy(update={"epochs": 1, "seeds": 1})
-    search = spec.search.model_copy(update={"n_trials": trials})
+    update: dict = {"n_trials": trials}
+    if spec.search.confirms:
+        update["confirm"] = spec.search.confirm.model_copy(update={"top": 1, "seeds": 2})
+    search = spec.search.model_copy(update=update)
     return spec.model_copy(update={"workdir": str(workdir), "training": training, "search": search})
 
 
 @pytest.mark.parametrize("example", sorted(GALLERY))
 def test_example_runs_shortened(tmp_path, example):
-    folder = EXAMPLES / example.removesuffix("_partial")
+    folder, file = GALLERY[example]
     trials = 4 if example == "alternate_vs_joint" else 2
-    spec = _shortened(folder / GALLERY[example], tmp_path, trials)
-    if example == "imdb_yelp":  # the data stay in the shared folder, wherever it is here
+    spec = _shortened(EXAMPLES / folder / file, tmp_path, trials)
+    if folder == "imdb_yelp":  # the data stay in the shared folder, wherever it is here
         shared = _shared_data()
         if shared is None:
             pytest.skip("no shared data folder with imdb_10k and yelp_10k (set MTL_SHARED_DATA)")
@@ -77,11 +83,17 @@ def test_example_runs_shortened(tmp_path, example):
     for run in runs:
         if run.data.tags["mtl.state"] == "PRUNED":
             assert "cannot train" in run.data.tags["mtl.error"]
+    confirms = client.search_runs([experiment], "tags.`mtl.kind` = 'confirm'")
+    if spec.search.confirms:  # the winner is confirmed, and the verdict written
+        assert [r.info.status for r in confirms] == ["FINISHED"]
+        assert (tmp_path / "report.md").is_file()
+    else:
+        assert not confirms
 
 
 def test_every_example_folder_is_in_the_gallery_and_documented():
     folders = {p.parent.name for p in EXAMPLES.glob("*/study.yaml")}
-    assert folders == {name.removesuffix("_partial") for name in GALLERY}
+    assert folders == {folder for folder, _ in GALLERY.values()}
     readme = (ROOT / "README.md").read_text()
     for name in folders:
         assert (EXAMPLES / name / "README.md").is_file(), name

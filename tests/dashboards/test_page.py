@@ -92,7 +92,16 @@ def test_page_is_offline_and_complete(store):
     for task in ("imdb", "yelp", "amazon"):
         assert task in text
     assert "4 trials (3 complete, 1 pruned)" in text
-    assert "best trial 0: Δm +2.00%" in text
+    # the winner is the validation arg-max (trial 3: valid Δm 4.0), not the test one (trial 0)
+    assert "winner, chosen on validation: trial 3 on amazon,imdb,yelp (not confirmed)" in text
+    assert "validation Δm +4.00% (1 seed: no interval), test Δm +1.83%" in text
+    assert "best trial 0" not in text
+    # the leaderboard opens in validation order: trial 3, 1, 0, then the pruned one
+    body = text[text.index("<table class='leaderboard'>") :]
+    rows = re.findall(r"<tr><td[^>]*>(\d+)</td>", body)
+    assert rows[:4] == ["3", "1", "0", "2"]
+    # the verdict is at the top, before the leaderboard
+    assert text.index("Verdict: study dash") < text.index("<table class='leaderboard'>")
     assert "2 task result(s) with negative transfer" in text
     # the negative Δ is shown and coloured red in the leaderboard
     assert "-4.25" in text and NEGATIVE in text

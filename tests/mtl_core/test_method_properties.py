@@ -346,7 +346,10 @@ def test_distilled_student_follows_its_teacher():
     from mtl_core.distill import teacher_logits
 
     tasks = _conflicting_tasks(rows=600)
-    base = TrainConfig(schedule="joint", hidden_size=8, epochs=1, lr=0.01, device="cpu")
+    # the model as training leaves it (the best validation epoch would be the least odd one)
+    base = TrainConfig(
+        schedule="joint", hidden_size=8, epochs=1, lr=0.01, device="cpu", select="last_epoch"
+    )
     # a deliberately odd teacher: logits that are the negative of a trained model's
     trained = fit(tasks, TrainConfig(schedule="joint", hidden_size=8, epochs=8, lr=0.01))
     teachers = {t: -teacher_logits(trained.model, task) for t, task in tasks.items()}

@@ -11,27 +11,13 @@ import pytest
 import torch
 
 from mtl_core.data.prepare import TaskFrame, prepare_tasks
-from mtl_core.data.readers import read_table
 from mtl_core.train import Callback, TrainConfig, TrainingDiverged, fit, resolve_device
-from tests.helpers import SENTIMENT
+from tests.helpers import review_tasks
 
 
 @pytest.fixture(scope="module")
 def tasks():
-    frames = {
-        name: TaskFrame(
-            frame=read_table(
-                SENTIMENT / f"{file}_labelled.txt", header=False, columns=["text", "label"]
-            ).head(400),
-            inputs="text",
-            target="label",
-            type="binary",
-            metric="accuracy",
-        )
-        for name, file in (("imdb", "imdb"), ("yelp", "yelp"))
-    }
-    prepared, _ = prepare_tasks(frames)
-    return prepared
+    return review_tasks(400, "accuracy")
 
 
 CONFIG = dict(hidden_size=32, epochs=3, batch_size=32, lr=0.01, device="cpu")

@@ -30,7 +30,7 @@ def _census(folder, filename: str):
     shutil.copytree(CENSUS / "data", folder / "data")
     study = yaml.safe_load((CENSUS / filename).read_text())
     study["training"].update(epochs=2, seeds=1)
-    study["search"] = {"n_trials": 1, "pruner": "none"}
+    study["search"] = {"n_trials": 1, "pruner": "none", "confirm": None}
     return load_spec(write_study(folder, study))
 
 

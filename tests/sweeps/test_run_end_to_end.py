@@ -55,7 +55,7 @@ def test_prints_where_to_look(study_dir):
     out = (study_dir / "first_run.out").read_text()
     assert "sweeps ui" in out
     assert "dashboard" in out and str(study_dir / ".sweeps" / "dashboard.html") in out
-    assert "best trial" in out
+    assert "best by validation: trial" in out
 
 
 def test_optuna_holds_four_finished_trials(study_dir):
@@ -187,6 +187,6 @@ def test_rerun_extends_the_study_and_reuses_baselines(study_dir, client, experim
             break
     status = sweeps("status", "study.yaml", cwd=study_dir)
     assert status.returncode == 0
-    assert "best: trial" in status.stdout
+    assert "best by validation: trial" in status.stdout
     for number in range(6):
         assert f"\n│ {number} " in status.stdout or f"│ {number}  " in status.stdout

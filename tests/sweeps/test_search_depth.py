@@ -200,8 +200,17 @@ def test_seeds_report_means_std_and_significance(tmp_path):
         assert shown in status.stdout
     assert "95% interval over the seeds" in status.stdout
     client = MlflowClient(spec.tracking)
-    curve = client.get_metric_history(trial.info.run_id, "valid/delta_m")
+    curve = client.get_metric_history(trial.info.run_id, "valid/delta_m_by_epoch")
     assert [p.step for p in curve] == [1, 2]  # one mean curve, not one per seed
+    for task in TWO_TASKS:
+        assert [
+            p.step for p in client.get_metric_history(trial.info.run_id, f"valid/delta/{task}")
+        ] == [1, 2]
+    # the pruner heard the first seed's epochs, logged as Optuna has them
+    told = client.get_metric_history(trial.info.run_id, "pruner/valid_delta_m")
+    assert {p.step: p.value for p in told} == pytest.approx(ot.intermediate_values)
+    objective = client.get_metric_history(trial.info.run_id, "valid/delta_m")
+    assert [p.value for p in objective] == pytest.approx([ot.value])  # one value: the objective
 
 
 def test_tuned_baselines_are_tuned_once_and_reused(tmp_path):

@@ -1,0 +1,207 @@
+"""Confirmation: once the search has its trials, the ``search.confirm.top`` best configurations
+by validation Δm are trained again with ``search.confirm.seeds`` fresh seeds, and so are their
+baselines (the same fresh seeds, paired), so that the winner's figures carry an interval.
+
+The work is a second Optuna study on the study's storage, ``<name>.confirm``: one enqueued
+trial per configuration to confirm (user attribute ``confirms``: the search trial's number).
+Workers take them with ``study.optimize`` as they take search trials, so a confirmation killed
+mid-way is resumed (a SIGKILLed one through its stale heartbeat, then retried; an interrupted
+one is enqueued again by the next ``sweeps run``), and two workers confirm different
+configurations side by side. Confirm trials never count towards ``search.n_trials``.
+
+Each confirmation is an MLflow run (``mtl.kind=confirm``, ``mtl.confirms=N``, child of the
+study run) with a trial's metrics: means over the fresh seeds with ``_std``, ``_ci95`` and
+``_significant``. Which configurations are confirmed is decided on validation only; the
+seeds are ``seed + training.seeds``, ``seed + training.seeds + 1``, ... (none of the search's).
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from sweeps.masking import mask
+from sweeps.space import config_from_params
+from sweeps.spec import StudySpec
+from sweeps.study_state import valid_delta_m
+from sweeps.trial import (
+    WORKER,
+    TrialContext,
+    _close,
+    _mean_curves,
+    _summarise,
+    fit_seeds,
+    sequential_offset,
+)
+
+WAIT_POLL_S = 1.0
+LIVE = (TrialState.RUNNING, TrialState.WAITING)
+
+
+@dataclass
+class ConfirmOutcome:
+    confirms: int  # the search trial's number
+    state: str
+    valid_delta_m: float | None = None
+    note: str = ""
+
+
+def confirm_name(spec: StudySpec) -> str:
+    return f"{spec.name}.confirm"
+
+
+def confirm_seeds(spec: StudySpec) -> list[int]:
+    """Fresh seeds: none of them trained a search trial."""
+    assert spec.search.confirm is not None
+    first = spec.seed + spec.training.seeds
+    return [first + i for i in range(spec.search.confirm.seeds)]
+
+
+def to_confirm(spec: StudySpec, study: optuna.Study) -> list[FrozenTrial]:
+    """The best complete trials by validation Δm, one per distinct configuration."""
+    if not spec.search.confirms:
+        return []
+    assert spec.search.confirm is not None
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    scored = sorted(
+        (t for t in complete if valid_delta_m(t) is not None),
+        key=lambda t: (-valid_delta_m(t), t.number),  # type: ignore[operator]
+    )
+    chosen, seen = [], set()
+    for t in scored:
+        key = tuple(sorted((k, repr(v)) for k, v in t.params.items()))
+        if key in seen:
+            continue
+        seen.add(key)
+        chosen.append(t)
+        if len(chosen) == spec.search.confirm.top:
+            break
+    return chosen
+
+
+def open_confirm_study(spec: StudySpec) -> optuna.Study:
+    from sweeps.runner import make_storage
+
+    return optuna.create_study(
+        study_name=confirm_name(spec),
+        storage=make_storage(spec),
+        load_if_exists=True,
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=spec.seed),  # nothing is sampled
+    )
+
+
+def _settled(trial: FrozenTrial) -> bool:
+    """Done, in flight, or failed by its own error (then it is not tried again)."""
+    from sweeps.study_state import counts
+
+    return trial.state in LIVE or counts(trial)
+
+
+def run_confirm(ctx: TrialContext, study: optuna.Study) -> list[ConfirmOutcome]:
+    """Enqueue what is not confirmed yet, then confirm until nothing waits or runs."""
+    spec = ctx.spec
+    wanted = to_confirm(spec, study)
+    if not wanted:
+        return []
+    cstudy = open_confirm_study(spec)
+    have = {t.user_attrs.get("confirms") for t in cstudy.get_trials(deepcopy=False) if _settled(t)}
+    for t in wanted:
+        if t.number not in have:
+            cstudy.enqueue_trial({}, user_attrs={"confirms": t.number})
+    outcomes: list[ConfirmOutcome] = []
+    ctx.reporter.phase(f"confirming the {len(wanted)} best configuration(s)")
+    while True:
+        optuna.storages.fail_stale_trials(cstudy)
+        trials = cstudy.get_trials(deepcopy=False)
+        if any(t.state == TrialState.WAITING for t in trials):
+            cstudy.optimize(
+                lambda trial: confirm_trial(ctx, study, cstudy, trial, outcomes),
+                n_trials=1,
+                catch=(Exception,),
+                gc_after_trial=False,
+            )
+            if ctx.tracker.client.down is not None:
+                raise ctx.tracker.client.down
+            continue
+        if any(t.state == TrialState.RUNNING for t in trials):
+            time.sleep(WAIT_POLL_S)  # confirmed elsewhere; take it over if its worker dies
+            continue
+        return outcomes
+
+
+def confirm_trial(
+    ctx: TrialContext,
+    study: optuna.Study,
+    cstudy: optuna.Study,
+    trial: optuna.Trial,
+    outcomes: list[ConfirmOutcome],
+) -> float:
+    spec = ctx.spec
+    number = int(trial.user_attrs["confirms"])
+    twin = [
+        t
+        for t in cstudy.get_trials(deepcopy=False)
+        if t.user_attrs.get("confirms") == number
+        and t.number < trial.number
+        and (t.state in LIVE or t.state == TrialState.COMPLETE)
+    ]
+    if twin:  # two workers enqueued the same configuration: the earlier one confirms it
+        trial.set_user_attr("surplus", True)
+        raise optuna.TrialPruned(f"trial {number} is confirmed by confirm trial {twin[0].number}")
+    original = study.trials[number]
+    tasks = str(original.params.get("tasks", ",".join(spec.task_names))).split(",")
+    config = config_from_params(spec, tasks, original.params)
+    seeds = confirm_seeds(spec)
+    ref = f"confirm:{trial.number}"
+    tags = {
+        "mtl.kind": "confirm",
+        "mtl.confirms": str(number),
+        "mtl.confirm_trial": str(trial.number),
+        "mtl.tasks": ",".join(config.tasks),
+        "mtl.state": "RUNNING",
+        "mtl.study": spec.name,
+        "mtl.worker": WORKER,
+    }
+    params = {**config.params, "confirm.seeds": ",".join(map(str, seeds))}
+    started = time.perf_counter()
+    run_id = ctx.tracker.start_run(f"confirm · trial {number}", ctx.parent_run, tags, params)
+    trial.set_user_attr("mlflow_run_id", run_id)
+    trial.set_user_attr("worker", WORKER)
+    ctx.reporter.trial_started(number, config.tasks, config.params)
+    ctx.reporter.phase(f"confirm · {len(seeds)} fresh seeds")
+    times = {"train": 0.0, "baseline": 0.0}
+    try:
+        results, baselines = fit_seeds(ctx, config, seeds, run_id, times, number=ref)
+        summary = _summarise(results, baselines)
+        metrics = summary.metrics + _mean_curves(results, baselines, sequential_offset(config))
+        metrics += [
+            ("time/train_s", times["train"], 0),
+            ("time/baseline_s", times["baseline"], 0),
+            ("time/trial_s", time.perf_counter() - started, 0),
+        ]
+        ctx.tracker.log(run_id, metrics=metrics)
+        ctx.tracker.end_run(run_id, "FINISHED", {"mtl.state": "COMPLETE"})
+    except KeyboardInterrupt:
+        trial.set_user_attr("reason", "interrupted")
+        trial.set_user_attr("not_counted", True)  # the next run confirms it again
+        _close(ctx, run_id, started, times, "KILLED", "FAIL", "interrupted (Ctrl-C)")
+        raise
+    except Exception as exc:
+        reason = mask(f"{type(exc).__name__}: {exc}")
+        trial.set_user_attr("reason", reason)
+        trial.set_user_attr("traceback", mask(traceback.format_exc()[-4000:]))
+        _close(ctx, run_id, started, times, "FAILED", "FAIL", reason)
+        outcomes.append(ConfirmOutcome(number, "FAIL", note=reason))
+        ctx.reporter.confirmed(number, None, len(seeds), reason)
+        raise
+    trial.set_user_attr("valid_delta_m", summary.valid_delta_m)
+    trial.set_user_attr("delta_m", summary.delta_m)
+    trial.set_user_attr("deltas", summary.deltas)
+    outcomes.append(ConfirmOutcome(number, "COMPLETE", summary.valid_delta_m))
+    ctx.reporter.confirmed(number, summary.valid_delta_m, len(seeds))
+    return summary.valid_delta_m

@@ -1,0 +1,114 @@
+"""The pruner compares like with like: a trial's validation metrics at epoch e against its
+baselines' at epoch e, not against their final scores; and nothing is pruned in the warm-up."""
+
+from __future__ import annotations
+
+import types
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from mtl_core.train import EpochLog
+from sweeps.baselines import Baseline
+from sweeps.progress import Reporter
+from sweeps.runner import make_pruner
+from sweeps.spec import StudySpec
+from sweeps.tracking import Tracker
+from sweeps.trial import _Record, paired_deltas
+from tests.helpers import small_study
+
+# baselines that converge slowly: 0.50 after one epoch, 0.85 from epoch 5 on
+SLOW_BASELINE = [0.50, 0.60, 0.70, 0.80, 0.85, 0.85]
+# a trial a little ahead of them at every epoch, far behind their final 0.85 early on
+AHEAD = [0.52, 0.63, 0.74, 0.83, 0.87, 0.88]
+# earlier trials: fast tasks whose baselines are at 0.80 from the first epoch, as they are
+FAST = [0.80] * 6
+
+
+def _spec(**search) -> StudySpec:
+    study = small_study(
+        "pruning", training={"epochs": 6}, search={"pruner": "median", "n_trials": 9, **search}
+    )
+    return StudySpec.model_validate(study)
+
+
+def _baselines(curve: list[float]) -> dict[str, Baseline]:
+    return {
+        t: Baseline(t, "key", "f1", curve[-1], curve[-1], 0.0, True, "run", 0, list(curve), 6)
+        for t in ("imdb", "yelp")
+    }
+
+
+def _with_run(ctx, baselines, curve, study) -> int | None:
+    """Feed one trial's epochs to the pruner through the real callback; the epoch it was
+    pruned at, or None."""
+    trial = study.ask()
+    record = _Record(ctx, trial, ctx.tracker.start_run("t", None, {}, {}), baselines, False, True)
+    record.on_train_start(["imdb", "yelp"], types.SimpleNamespace(schedule="joint", epochs=6))
+    for e, value in enumerate(curve, 1):
+        valid = {t: {"f1": value} for t in ("imdb", "yelp")}
+        try:
+            record.on_epoch_end(EpochLog(e, 6, {}, valid, {}))
+        except optuna.TrialPruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            return e
+    study.tell(trial, 0.0)
+    return None
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    spec = _spec()
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "pruning")
+    return types.SimpleNamespace(spec=spec, reporter=Reporter(), tracker=tracker)
+
+
+def test_a_trial_ahead_of_its_baselines_epoch_for_epoch_is_not_pruned(ctx):
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(ctx.spec))
+    for _ in range(4):  # the pruner's start-up trials: level with their fast baselines
+        assert _with_run(ctx, _baselines(FAST), FAST, study) is None
+    assert _with_run(ctx, _baselines(SLOW_BASELINE), AHEAD, study) is None
+    # what Optuna was told is the paired Δ, positive at every epoch
+    values = study.trials[-1].intermediate_values
+    assert sorted(values) == [1, 2, 3, 4, 5, 6]
+    assert all(v > 0 for v in values.values())
+    expected = paired_deltas({"imdb": {"f1": AHEAD[1]}, "yelp": {"f1": AHEAD[1]}},
+                             _baselines(SLOW_BASELINE), 2)  # fmt: skip
+    assert values[2] == pytest.approx(sum(expected.values()) / 2)
+
+
+def test_the_old_rule_against_final_scores_would_have_pruned_it(ctx):
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(ctx.spec))
+    for _ in range(4):
+        _with_run(ctx, _baselines(FAST), FAST, study)
+    # baselines without a curve compare every epoch with their final score (the old rule)
+    final_only = {
+        t: Baseline(t, "key", "f1", 0.85, 0.85, 0.0, True, "run") for t in ("imdb", "yelp")
+    }
+    pruned = _with_run(ctx, final_only, AHEAD, study)
+    assert pruned == ctx.spec.pruner_warmup + 1  # the first epoch after the warm-up
+
+
+def test_nothing_is_pruned_in_the_warm_up(ctx):
+    assert ctx.spec.pruner_warmup == 2  # a third of 6 epochs
+    spec = _spec(pruner_warmup=4)
+    ctx.spec = spec
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(spec))
+    for _ in range(4):
+        _with_run(ctx, _baselines(FAST), FAST, study)
+    behind = [0.2, 0.3, 0.4, 0.5, 0.5, 0.5]  # behind everything, every epoch
+    assert _with_run(ctx, _baselines(FAST), behind, study) == 5
+
+
+def test_with_several_seeds_the_pruner_values_are_logged_as_reported(ctx):
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(ctx.spec))
+    trial = study.ask()
+    run = ctx.tracker.start_run("trial", None, {}, {})
+    record = _Record(ctx, trial, run, _baselines(SLOW_BASELINE), log=False, report=True)
+    record.on_train_start(["imdb", "yelp"], types.SimpleNamespace(schedule="joint", epochs=6))
+    for e, value in enumerate(AHEAD[:3], 1):
+        record.on_epoch_end(EpochLog(e, 6, {}, {t: {"f1": value} for t in ("imdb", "yelp")}, {}))
+    history = MlflowClient(ctx.tracker.uri).get_metric_history(run, "pruner/valid_delta_m")
+    reported = study.trials[0].intermediate_values
+    assert {m.step: m.value for m in history} == pytest.approx(reported)
