@@ -376,8 +376,8 @@ def _summarise(results: list[FitResult], baselines: list[dict[str, Baseline]]) -
     def add(name: str, values: list[float], significance: bool = False) -> float:
         mean = statistics.fmean(values)
         out.append((name, mean, 0))
-        if k > 1:
-            std = statistics.stdev(values)
+        if k > 1:  # a metric undefined on a split (auc with one class present) stays NaN
+            std = statistics.stdev(values) if all(map(math.isfinite, values)) else math.nan
             out.append((f"{name}_std", std, 0))
             if significance:
                 half = _t975(k - 1) * std / math.sqrt(k)
