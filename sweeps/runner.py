@@ -174,6 +174,13 @@ def study_params(spec: StudySpec) -> dict[str, object]:
         "search.objective": spec.search.objective,
         "search.space": ",".join(sorted(spec.search.space)) or "(none)",
         "training.seeds": spec.training.seeds,
+        "training.select": spec.training.select,
+        "search.confirm": (
+            f"top {spec.search.confirm.top}, {spec.search.confirm.seeds} seeds"
+            if spec.search.confirms and spec.search.confirm
+            else "off"
+        ),
+        "search.pruner_warmup": spec.pruner_warmup,
         "baselines.mode": spec.baselines.mode,
         "seed": spec.seed,
     }
@@ -186,6 +193,7 @@ class Janitor:
     def __init__(self, spec: StudySpec, study: optuna.Study, tracker: Tracker) -> None:
         self.spec, self.study, self.tracker = spec, study, tracker
         self._pareto: dict[str, bool] = {}
+        self._confirm: optuna.Study | None = None
 
     def is_dead(self, ref: str | int) -> bool:
         """Whether the trial ``ref`` (a search trial's number, or ``confirm:N``) has ended."""
@@ -201,7 +209,7 @@ class Janitor:
 
     def _confirm_study(self) -> optuna.Study | None:
         """The study's confirm trials (``sweeps.confirm``), once there are any."""
-        if getattr(self, "_confirm", None) is None and self.spec.search.confirms:
+        if self._confirm is None and self.spec.search.confirms:
             from sweeps.confirm import confirm_name
 
             try:
@@ -210,7 +218,7 @@ class Janitor:
                 )
             except KeyError:
                 return None
-        return getattr(self, "_confirm", None)
+        return self._confirm
 
     def close_dead_runs(self) -> int:
         """Runs of this study still RUNNING whose trial is no longer running: closed FAILED."""
