@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import yaml
@@ -88,6 +89,27 @@ def sweeps(*args: str, cwd: Path | None = None, timeout: float = 600, env: dict 
         text=True,
         timeout=timeout,
         env={**os.environ, **(env or {})},
+    )
+
+
+def cli(*args: str, cwd: Path | None = None, env: dict | None = None):
+    """The command line in this process (typer's CliRunner), for what a function call proves
+    (refusals, messages); ``sweeps()`` starts a real process for what only a process shows.
+    Returns an object with ``returncode``, ``stdout`` and ``stderr``, as ``sweeps()`` does; an
+    exception that escapes the command (a traceback a user would see) fails the test."""
+    from typer.testing import CliRunner
+
+    from sweeps.cli import app
+
+    before = Path.cwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        result = CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+    finally:
+        os.chdir(before)
+    return types.SimpleNamespace(
+        returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr
     )
 
 

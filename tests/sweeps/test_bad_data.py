@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import assert_refused, sweeps, write_study
+from tests.helpers import assert_refused, cli, sweeps, write_study
 
 GOOD = "x,colour,y\n" + "".join(
     f"{i * 0.5},{'red' if i % 3 else 'blue'},{i % 2}\n" for i in range(40)
@@ -180,7 +180,7 @@ def test_validate_refuses_bad_data(tmp_path, case):
     files, task, needles = CASES[case]
     _write(tmp_path, files)
     write_study(tmp_path, _study(task))
-    assert_refused(sweeps("validate", "study.yaml", cwd=tmp_path), needles, tmp_path)
+    assert_refused(cli("validate", "study.yaml", cwd=tmp_path), needles, tmp_path)
 
 
 @pytest.mark.parametrize("case", ["non-numeric value in a numeric column", "empty label"])
@@ -195,6 +195,6 @@ def test_the_good_table_is_valid(tmp_path):
     """The cases above differ from a table that passes only in their one defect."""
     _write(tmp_path, {"table.csv": GOOD})
     write_study(tmp_path, _study(_task()))
-    result = sweeps("validate", "study.yaml", cwd=tmp_path)
+    result = cli("validate", "study.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "x [numeric]" in result.stdout and "colour [categorical]" in result.stdout

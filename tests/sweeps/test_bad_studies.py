@@ -7,7 +7,7 @@ import copy
 
 import pytest
 
-from tests.helpers import assert_refused, small_study, sweeps, write_study
+from tests.helpers import assert_refused, cli, small_study, sweeps, write_study
 
 
 def _set(study: dict, dotted: list, value) -> dict:
@@ -122,7 +122,7 @@ CASES = {
 def test_run_refuses_and_writes_nothing(tmp_path, case):
     dotted, value, needles = CASES[case]
     write_study(tmp_path, _set(small_study(), dotted, value))
-    assert_refused(sweeps("run", "study.yaml", cwd=tmp_path), needles, tmp_path)
+    assert_refused(cli("run", "study.yaml", cwd=tmp_path), needles, tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -131,7 +131,9 @@ def test_run_refuses_and_writes_nothing(tmp_path, case):
 def test_validate_refuses(tmp_path, case):
     dotted, value, needles = CASES[case]
     write_study(tmp_path, _set(small_study(), dotted, value))
-    assert_refused(sweeps("validate", "study.yaml", cwd=tmp_path), needles, tmp_path)
+    assert_refused(
+        sweeps("validate", "study.yaml", cwd=tmp_path), needles, tmp_path
+    )  # a real process
 
 
 def test_yaml_syntax_error_names_file_and_line(tmp_path):
@@ -146,7 +148,7 @@ def test_field_errors_carry_the_yaml_line(tmp_path):
     write_study(tmp_path, _set(small_study(), ["model", "hidden_size"], "big"))
     lines = (tmp_path / "study.yaml").read_text().splitlines()
     line = next(i for i, text in enumerate(lines, 1) if "hidden_size" in text)
-    result = sweeps("validate", "study.yaml", cwd=tmp_path)
+    result = cli("validate", "study.yaml", cwd=tmp_path)
     assert f"study.yaml:{line}: model.hidden_size" in result.stderr
 
 
@@ -158,7 +160,7 @@ def test_missing_study_file(tmp_path):
 
 def test_not_a_mapping(tmp_path):
     (tmp_path / "study.yaml").write_text("- just\n- a list\n")
-    result = sweeps("validate", "study.yaml", cwd=tmp_path)
+    result = cli("validate", "study.yaml", cwd=tmp_path)
     assert result.returncode == 2 and "mapping" in result.stderr
 
 
@@ -168,7 +170,7 @@ def test_binary_task_with_three_classes(tmp_path):
     study = small_study()
     study["tasks"]["imdb"]["path"] = "three.txt"
     write_study(tmp_path, study)
-    result = sweeps("run", "study.yaml", cwd=tmp_path)
+    result = cli("run", "study.yaml", cwd=tmp_path)
     assert_refused(result, ["tasks.imdb", "exactly 2 distinct labels"], tmp_path)
 
 
@@ -178,7 +180,7 @@ def test_validate_prints_the_plan(tmp_path):
         "model.hidden_size": {"low": 8, "high": 64, "log": True},
     }
     write_study(tmp_path, small_study(search={"space": space}))
-    result = sweeps("validate", "study.yaml", cwd=tmp_path)
+    result = cli("validate", "study.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     for needle in (
         "imdb",
