@@ -6,13 +6,14 @@ its exception reaches the caller unchanged.
 
 Which epoch's model is scored (``select``): ``best_epoch`` (default) keeps the model of the
 epoch with the best validation score and reports its validation and test metrics;
-``last_epoch`` the model as it ends. The validation score of an epoch is, for one task, its
-primary metric (sign-adjusted: higher is better); for several tasks, the model as a whole: the
-validation Δm (%) against ``reference`` (the single-task baselines' validation scores, as
-``sweeps`` passes them; by default the model's own first epoch), never a different epoch per
-head. ``patience`` > 0 stops training once that score has not improved by more than
-``min_delta`` (in the score's units) for ``patience`` epochs. The test split is evaluated once,
-on the scored model.
+``last_epoch`` the model as it ends. The validation score of an epoch is the model's Δm (%)
+on validation against ``reference``: the single-task baselines' validation scores for a
+multi-task model, as ``sweeps`` passes them; by default the model's own first epoch. For one
+task that is its primary metric's relative change (sign-adjusted), so the best epoch is that
+metric's best; for several, the model as a whole, never a different epoch per head.
+``patience`` > 0 stops training once that score has not improved by more than ``min_delta``
+percentage points for ``patience`` epochs: one unit for single-task and multi-task models
+alike. The test split is evaluated once, on the scored model.
 """
 
 from __future__ import annotations
@@ -371,9 +372,6 @@ class EpochSelector:
         from mtl_core import transfer
 
         primary = {t: float(valid[t][m]) for t, m in self.metric_of.items()}
-        if len(primary) == 1 and self.reference is None:
-            ((task, value),) = primary.items()
-            return value if task_types.higher_is_better(self.metric_of[task]) else -value
         if self.reference is None:
             self.reference = primary  # the first epoch's scores
         return transfer.delta_m(

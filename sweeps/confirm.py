@@ -28,6 +28,7 @@ from sweeps.masking import mask
 from sweeps.space import config_from_params
 from sweeps.spec import StudySpec
 from sweeps.study_state import valid_delta_m
+from sweeps.tracking import TrackingUnavailable
 from sweeps.trial import (
     WORKER,
     TrialContext,
@@ -102,23 +103,43 @@ def _settled(trial: FrozenTrial) -> bool:
     return trial.state in LIVE or counts(trial)
 
 
-def run_confirm(ctx: TrialContext, study: optuna.Study) -> list[ConfirmOutcome]:
-    """Enqueue what is not confirmed yet, then confirm until nothing waits or runs."""
+def _done(trial: FrozenTrial) -> bool:
+    """Confirmed, or failed by its own error (its reason is recorded; it is not redone)."""
+    from sweeps.study_state import counts
+
+    return trial.state == TrialState.COMPLETE or (trial.state == TrialState.FAIL and counts(trial))
+
+
+def run_confirm(
+    ctx: TrialContext, study: optuna.Study, deadline: float | None = None
+) -> tuple[list[ConfirmOutcome], bool]:
+    """Confirm every configuration ``to_confirm`` names, with any workers doing the same:
+    enqueue what no trial settles (again when one was interrupted or its worker died past its
+    retries), take waiting trials, wait for running ones. Returns this process's outcomes and
+    whether every configuration is done (False when ``deadline``, a ``time.monotonic()``
+    value, passed first)."""
+    from sweeps.interrupts import raise_pending
+
     spec = ctx.spec
-    wanted = to_confirm(spec, study)
-    if not wanted:
-        return []
-    cstudy = open_confirm_study(spec)
-    have = {t.user_attrs.get("confirms") for t in cstudy.get_trials(deepcopy=False) if _settled(t)}
-    for t in wanted:
-        if t.number not in have:
-            cstudy.enqueue_trial({}, user_attrs={"confirms": t.number})
+    wanted = [t.number for t in to_confirm(spec, study)]
     outcomes: list[ConfirmOutcome] = []
+    if not wanted:
+        return outcomes, True
+    cstudy = open_confirm_study(spec)
     ctx.reporter.phase(f"confirming the {len(wanted)} best configuration(s)")
     while True:
+        raise_pending()  # a Ctrl-C that arrived during an Optuna storage call
         optuna.storages.fail_stale_trials(cstudy)
         trials = cstudy.get_trials(deepcopy=False)
-        if any(t.state == TrialState.WAITING for t in trials):
+        of = {n: [t for t in trials if t.user_attrs.get("confirms") == n] for n in wanted}
+        if all(any(_done(t) for t in of[n]) for n in wanted):
+            return outcomes, True
+        if deadline is not None and time.monotonic() >= deadline:
+            return outcomes, False
+        for n in wanted:
+            if not any(_settled(t) for t in of[n]):
+                cstudy.enqueue_trial({}, user_attrs={"confirms": n})
+        if any(t.state == TrialState.WAITING for t in cstudy.get_trials(deepcopy=False)):
             cstudy.optimize(
                 lambda trial: confirm_trial(ctx, study, cstudy, trial, outcomes),
                 n_trials=1,
@@ -128,10 +149,7 @@ def run_confirm(ctx: TrialContext, study: optuna.Study) -> list[ConfirmOutcome]:
             if ctx.tracker.client.down is not None:
                 raise ctx.tracker.client.down
             continue
-        if any(t.state == TrialState.RUNNING for t in trials):
-            time.sleep(WAIT_POLL_S)  # confirmed elsewhere; take it over if its worker dies
-            continue
-        return outcomes
+        time.sleep(WAIT_POLL_S)  # confirmed elsewhere; take it over if its worker dies
 
 
 def confirm_trial(
@@ -142,6 +160,9 @@ def confirm_trial(
     outcomes: list[ConfirmOutcome],
 ) -> float:
     spec = ctx.spec
+    if "confirms" not in trial.user_attrs:  # another worker took the waiting one first
+        trial.set_user_attr("surplus", True)
+        raise optuna.TrialPruned("no configuration was waiting to be confirmed")
     number = int(trial.user_attrs["confirms"])
     twin = [
         t
@@ -194,6 +215,8 @@ def confirm_trial(
     except Exception as exc:
         reason = mask(f"{type(exc).__name__}: {exc}")
         trial.set_user_attr("reason", reason)
+        if isinstance(exc, TrackingUnavailable):  # the store failed, not the model: redo it
+            trial.set_user_attr("not_counted", True)
         trial.set_user_attr("traceback", mask(traceback.format_exc()[-4000:]))
         _close(ctx, run_id, started, times, "FAILED", "FAIL", reason)
         outcomes.append(ConfirmOutcome(number, "FAIL", note=reason))

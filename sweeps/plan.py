@@ -135,8 +135,8 @@ def baseline_keyed(key: str) -> bool:
     if key.startswith("training."):
         name = key.removeprefix("training.")
         return name not in set(SINGLE_TASK_TRAINING) | MULTI_TASK_ONLY
-    if key.startswith("model."):
-        return key not in ("model.experts", "model.sharing_penalty", "model.architecture")
+    if key.startswith("model."):  # sharing_penalty is soft sharing's alone; a single-task
+        return key != "model.sharing_penalty"  # model keeps mmoe's experts (see methods)
     return True  # features.*, options.*
 
 

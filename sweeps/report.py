@@ -142,6 +142,13 @@ def build_report(
 
 def _recommendation(report: Report, winner: Winner) -> None:
     report.blocks.append(("h2", "Recommendation"))
+    report.blocks.append(
+        (
+            "p",
+            "The configuration was chosen on validation; whether sharing pays is then judged "
+            "once, on the test split, for that configuration alone (the final assessment).",
+        )
+    )
     test = winner.test_delta_m
     together = ", ".join(winner.tasks)
     if test.one_seed:
@@ -164,7 +171,7 @@ def _recommendation(report: Report, winner: Winner) -> None:
     how = (
         f"confirmed with {winner.valid_delta_m.seeds} fresh seeds"
         if winner.confirmed
-        else "not confirmed with fresh seeds"
+        else winner.confirm_note or "not confirmed with fresh seeds"
     )
     settings = ", ".join(f"{k.split('.', 1)[1]} {v}" for k, v in winner.settings.items())
     report.blocks.append(

@@ -231,11 +231,12 @@ class Janitor:
         confirm = self._confirm_study()
         if confirm is not None:
             states.update({f"confirm:{t.number}": t for t in confirm.get_trials(deepcopy=False)})
-        retried = {
-            RetryHeartbeatStaleTrialCallback.retried_trial_number(t): t.number
-            for t in states.values()
-            if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) is not None
-        }
+        retried = {}  # the dead trial's ref -> its retry's, within the same study
+        for ref, t in states.items():
+            dead = RetryHeartbeatStaleTrialCallback.retried_trial_number(t)
+            if dead is not None:
+                prefix = ref.rsplit(":", 1)[0] + ":" if ":" in ref else ""
+                retried[f"{prefix}{dead}"] = ref
         closed = 0
         for run in runs:
             tags = run.data.tags
@@ -250,8 +251,8 @@ class Janitor:
             if trial is not None and trial.state in (TrialState.RUNNING, TrialState.WAITING):
                 continue
             why = f"its worker stopped (no heartbeat) during trial {number}"
-            if number.isdigit() and int(number) in retried:
-                why += f"; retried as trial {retried[int(number)]}"
+            if number in retried:
+                why += f"; retried as trial {retried[number]}"
             self.tracker.end_run(run.info.run_id, "FAILED", {"mtl.state": "FAIL", "mtl.error": why})
             closed += 1
         return closed
@@ -360,8 +361,8 @@ def run_study(
         if not summary.stopped_by_timeout and spec.search.confirms:
             from sweeps.confirm import run_confirm
 
-            summary.confirmed = run_confirm(ctx, study)
-            confirmed = True
+            summary.confirmed, confirmed = run_confirm(ctx, study, deadline)
+            summary.stopped_by_timeout = not confirmed
     except KeyboardInterrupt:
         status = "KILLED"
         raise

@@ -159,8 +159,9 @@ class ModelConfig(Strict):
 
 class EarlyStopping(Strict):
     """Stop once the validation score that selects the epoch has not improved by more than
-    ``min_delta`` for ``patience`` epochs (units: the primary metric for a single-task model,
-    percentage points of validation Δm for a multi-task one)."""
+    ``min_delta`` percentage points for ``patience`` epochs. The score is a relative change in
+    %: a single-task model's primary metric against its first epoch, a multi-task model's
+    validation Δm against its baselines (see ``mtl_core.train``)."""
 
     patience: Annotated[int, Field(ge=1, le=10000)]
     min_delta: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0

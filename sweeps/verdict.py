@@ -61,6 +61,7 @@ class Winner:
     test_deltas: dict[str, Estimate] = field(default_factory=dict)
     valid_deltas: dict[str, Estimate] = field(default_factory=dict)
     search_valid_delta_m: float | None = None  # the trial's own, from the search
+    confirm_note: str = ""  # why no confirmation stands behind it, when one was tried
 
     @property
     def confirmed(self) -> bool:
@@ -68,7 +69,7 @@ class Winner:
 
     @property
     def runs(self) -> list[str]:
-        return [self.trial_run] + ([self.confirm_run] if self.confirm_run else [])
+        return [r for r in (self.trial_run, self.confirm_run) if r]
 
 
 def seeds_of(run: Any) -> int:
@@ -142,6 +143,18 @@ def pick_winner(trial_runs: Sequence[Any], confirm_runs: Sequence[Any] = ()) -> 
         {t: e for t in tasks if (e := estimate(source, f"delta/{t}")) is not None},
         {t: e for t in tasks if (e := estimate(source, f"selected/valid/delta/{t}")) is not None},
         trial.data.metrics.get("valid/delta_m") if trial is not None else None,
+        "" if confirmed is not None else _confirm_note(confirm_runs),
+    )
+
+
+def _confirm_note(confirm_runs: Sequence[Any]) -> str:
+    failed = [r for r in confirm_runs if r.info.status in ("FAILED", "KILLED")]
+    if not failed:
+        return ""
+    run = failed[-1]
+    return (
+        f"confirmation of trial {run.data.tags.get('mtl.confirms')} did not finish: "
+        f"{run.data.tags.get('mtl.error', run.info.status)[:300]}"
     )
 
 
@@ -193,7 +206,7 @@ def winner_lines(winner: Winner | None) -> list[str]:
     how = (
         f"confirmed with {winner.valid_delta_m.seeds} fresh seeds"
         if winner.confirmed
-        else "not confirmed (search.confirm)"
+        else winner.confirm_note or "not confirmed (search.confirm)"
     )
     tasks = ", ".join(f"{t} {e.text()}" for t, e in winner.test_deltas.items())
     return [

@@ -19,9 +19,10 @@ def tasks():
     return review_tasks(300, "f1")
 
 
-def test_the_selector_scores_one_task_by_its_metric_and_several_by_delta_m():
-    one = EpochSelector({"a": "mse"}, None)
-    assert one.score({"a": {"mse": 2.0}}) == -2.0  # an error metric: lower is better
+def test_the_selector_scores_every_model_by_its_relative_change_in_percent():
+    one = EpochSelector({"a": "mse"}, None)  # one task: against its own first epoch
+    assert one.score({"a": {"mse": 2.0}}) == 0.0
+    assert one.score({"a": {"mse": 1.5}}) == pytest.approx(25.0)  # lower error: +25%
     many = EpochSelector({"a": "f1", "b": "mse"}, {"a": 0.5, "b": 2.0})
     # Δa = +10%, Δb = +25% (mse 1.5 against 2.0): Δm = 17.5
     assert many.score({"a": {"f1": 0.55}, "b": {"mse": 1.5}}) == pytest.approx(17.5)
@@ -31,7 +32,7 @@ def test_the_selector_scores_one_task_by_its_metric_and_several_by_delta_m():
 
 
 def test_the_selector_keeps_the_earlier_epoch_on_ties_and_counts_patience_past_min_delta():
-    s = EpochSelector({"a": "f1"}, None, patience=2, min_delta=0.05)
+    s = EpochSelector({"a": "f1"}, None, patience=2, min_delta=0.05)  # scores in %
     assert s.update(1, 0.50) and s.best_epoch == 1
     assert not s.update(2, 0.50)  # a tie keeps epoch 1
     assert s.update(3, 0.52)  # the best so far, but not by more than min_delta ...

@@ -219,6 +219,12 @@ def test_validate_counts_the_baselines_and_warns_on_ranges(finished, tmp_path):
     # the schedule is not a baseline setting: no warning however many values
     study["search"]["space"] = {"training.schedule": {"choices": ["joint", "round_robin"]}}
     assert baseline_budget(StudySpec.model_validate(study)) == (6, [])
+    # the architecture and mmoe's experts are (a single-task model keeps its experts)
+    study["search"]["space"] = {
+        "model.architecture": {"choices": ["hard_sharing", "mmoe"]},
+        "model.experts": {"choices": [2, 4]},
+    }
+    assert baseline_budget(StudySpec.model_validate(study))[0] == 6 * 2 * 2
 
 
 def test_a_confirmation_killed_mid_way_is_resumed(tmp_path):
@@ -270,3 +276,43 @@ def test_a_confirmation_killed_mid_way_is_resumed(tmp_path):
     assert len(main.trials) == 2
     assert int(finished_runs[0].data.tags["mtl.confirms"]) == main.best_trial.number
     assert (Path(spec.workdir_path) / "report.md").exists()
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the test's own ask/tell
+def test_confirmation_waits_for_its_deadline_and_redoes_an_interrupted_one(tmp_path):
+    from sweeps.confirm import confirm_name, open_confirm_study
+    from sweeps.runner import run_study
+
+    study = _study("deadline", n_trials=2, confirm=None)
+    study["training"]["epochs"] = 1
+    spec = load_spec(write_study(tmp_path, study))
+    assert run_study(spec).closed  # the search alone
+    confirming = spec.model_copy(
+        update={"search": spec.search.model_copy(update={"confirm": _confirm(1, 2)})}
+    )
+    # past its deadline, confirmation starts nothing and leaves the study open
+    late = run_study(confirming, timeout=1e-6)
+    assert late.stopped_by_timeout and not late.closed and not late.confirmed
+    # a confirmation interrupted elsewhere (Ctrl-C: FAIL, not counted) is enqueued again
+    cstudy = open_confirm_study(confirming)
+    best = optuna.load_study(study_name=spec.name, storage=spec.optuna_storage).best_trial
+    broken = cstudy.ask()
+    broken.set_user_attr("confirms", best.number)
+    broken.set_user_attr("reason", "interrupted")
+    broken.set_user_attr("not_counted", True)
+    cstudy.tell(broken, state=optuna.trial.TrialState.FAIL)
+    done = run_study(confirming)
+    assert done.closed and [o.state for o in done.confirmed] == ["COMPLETE"]
+    states = [t.state for t in optuna.load_study(
+        study_name=confirm_name(spec), storage=spec.optuna_storage).trials]  # fmt: skip
+    assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE]
+    client = MlflowClient(spec.tracking)
+    experiment = client.get_experiment_by_name(spec.name).experiment_id
+    runs = client.search_runs([experiment], "tags.`mtl.kind` = 'confirm'")
+    assert [r.info.status for r in runs] == ["FINISHED"]
+
+
+def _confirm(top: int, seeds: int):
+    from sweeps.spec import ConfirmConfig
+
+    return ConfirmConfig(top=top, seeds=seeds)
