@@ -20,6 +20,7 @@ import torch
 from torch.func import functional_call
 
 from mtl_core import tasks as task_types
+from mtl_core.meter import Meter
 from mtl_core.models.sparse_input import input_batch
 
 
@@ -62,7 +63,7 @@ def lookahead_affinity(
         model.train(was_training)
 
 
-class AffinityMeter:
+class AffinityMeter(Meter):
     """Measures affinities every ``every`` optimiser steps; ``epoch_mean()`` averages them."""
 
     def __init__(self, tasks: Sequence, every: int, batch_size: int, lr: float, seed: int, device):
@@ -91,6 +92,12 @@ class AffinityMeter:
                 self._sums.setdefault(i, {}).setdefault(j, 0.0)
                 self._sums[i][j] += z
         self._count += 1
+
+    def after_step(self, step_no: int, model: torch.nn.Module) -> None:
+        self.step(step_no, model)
+
+    def epoch_values(self) -> dict[str, object]:
+        return {"affinity": self.epoch_mean()}
 
     def epoch_mean(self) -> dict[str, dict[str, float]] | None:
         """This epoch's mean ``{i: {j: Z(i→j)}}`` (None if no step was measured); resets."""

@@ -18,10 +18,11 @@ import numpy as np
 import torch
 
 from mtl_core import tasks as task_types
+from mtl_core.meter import Meter
 from mtl_core.models.sparse_input import SparseLinear, input_batch
 
 
-class GradientMeter:
+class GradientMeter(Meter):
     def __init__(self, tasks: Sequence, every: int, batch_size: int, seed: int, device) -> None:
         self.tasks = {t.name: t for t in tasks}
         self.every, self.batch_size, self.device = every, batch_size, device
@@ -70,6 +71,10 @@ class GradientMeter:
                     cos = float(torch.nn.functional.cosine_similarity(flat[i], flat[j], dim=0))
                     self._cos.setdefault(i, {})[j] = self._cos.get(i, {}).get(j, 0.0) + cos
         self._cos_count += 1
+
+    def epoch_values(self) -> dict[str, object]:
+        norms, cosines = self.epoch_means()
+        return {"grad_norm": norms, "grad_cos": cosines}
 
     def epoch_means(self) -> tuple[dict[str, float] | None, dict[str, dict[str, float]] | None]:
         """(layer -> mean gradient norm, i -> j -> mean cosine, i < j) of this epoch; resets."""

@@ -59,7 +59,25 @@ def build_aggregator(name: str, n_tasks: int):
 
 class GradientMethod:
     """``backward(model, losses, features)`` fills ``.grad`` of every parameter and returns the
-    task weights it used (None where the method has none)."""
+    task weights it used (None where the method has none). The rest of the strategy interface
+    (``mtl_core.weighting.LossWeighting``) is empty: no parameters, no hooks."""
+
+    per_step = True
+
+    def bind(self, model: torch.nn.Module, lr: float) -> None:
+        if self.mode == "parameters":  # torchjd vmaps the backward through the trunk
+            from mtl_core.models.sparse_input import SparseLinear
+
+            for layer in model.modules():
+                if isinstance(layer, SparseLinear):
+                    layer.batched_grads = True
+
+    def step(self) -> None: ...
+
+    def end_epoch(self, epoch: int, train_loss, valid) -> None: ...
+
+    def weights(self) -> dict[str, float]:
+        return {}
 
     def __init__(self, name: str, tasks: Sequence[str], mode: str = "parameters") -> None:
         if mode not in ("parameters", "features"):

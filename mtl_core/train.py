@@ -32,6 +32,7 @@ from mtl_core import tasks as task_types
 from mtl_core.data.prepare import TaskData
 from mtl_core.distill import soft_loss
 from mtl_core.gradients import GradientMethod
+from mtl_core.meter import Meter
 from mtl_core.methods import (
     GRADIENT_METHODS,
     SINGLE_TASK_TRAINING,
@@ -39,7 +40,7 @@ from mtl_core.methods import (
     single_task_model,
 )
 from mtl_core.models import build_model
-from mtl_core.models.sparse_input import SparseLinear, input_batch
+from mtl_core.models.sparse_input import input_batch
 from mtl_core.schedules import schedule_steps, total_epochs
 from mtl_core.weighting import build_weighting
 
@@ -214,40 +215,14 @@ def fit(
         t.name: len(rows_of.positions[t.name]) if t.name in rows_of.positions else t.rows("train")
         for t in task_list
     }
-    options = {
-        "gradnorm_alpha": config.gradnorm_alpha,
-        "seed": config.seed,
-    }
-    if config.weighting in GRADIENT_METHODS:
-        method: GradientMethod | None = GradientMethod(config.weighting, names, config.gradients)
-        weighting = None
-        if config.gradients == "parameters":  # torchjd vmaps the backward through the trunk
-            for layer in model.modules():
-                if isinstance(layer, SparseLinear):
-                    layer.batched_grads = True
-    else:
-        method = None
-        weighting = build_weighting(config.weighting, names, sizes, config.weights, **options)
-        weighting.bind(model, config.lr)
+    strategy = _strategy(config, names, sizes)
+    strategy.bind(model, config.lr)
     soft = {
         t: torch.from_numpy(np.asarray(teachers[t], dtype=np.float32))
         for t in names
         if config.distill > 0 and teachers is not None
     }
-    meter = None
-    if config.affinity_every > 0 and len(task_list) > 1:
-        from mtl_core.affinity import AffinityMeter
-
-        meter = AffinityMeter(
-            task_list, config.affinity_every, config.batch_size, config.lr, config.seed, device
-        )
-    gauge = None
-    if config.diagnostics_every > 0:
-        from mtl_core.diagnostics import GradientMeter
-
-        gauge = GradientMeter(
-            task_list, config.diagnostics_every, config.batch_size, config.seed, device
-        )
+    meters = _meters(config, task_list, device)
     for cb in callbacks:
         cb.on_train_start(names, config)
 
@@ -280,25 +255,14 @@ def fit(
             losses, features, counts = _forward(model, step, by_name, device, soft, config, rows_of)
             _check_finite(losses, epoch, step_no)
             model.zero_grad(set_to_none=True)
-            if method is not None:
-                used = method.backward(model, losses, features)
-            else:
-                assert weighting is not None
-                total = weighting.combine(losses)
-                penalty = model.regularization()
-                if penalty is not None:
-                    total = total + penalty
-                total.backward()
-                weighting.after_backward()
-                used = weighting.weights() if weighting.per_step else None
-            if gauge is not None:
-                gauge.after_backward(step_no, model)
+            used = strategy.backward(model, losses, features)  # fills .grad; this step's weights
+            for meter in meters:
+                meter.after_backward(step_no, model)
             for name in optimizers if len(optimizers) == 1 else {t for t, _ in step}:
                 optimizers[name].step()
-            if weighting is not None:
-                weighting.step()
-            if gauge is not None:
-                gauge.after_step(step_no, model)
+            strategy.step()
+            for meter in meters:
+                meter.after_step(step_no, model)
             if used:
                 for t, w in used.items():
                     weight_sum[t] = weight_sum.get(t, 0.0) + w
@@ -306,24 +270,16 @@ def fit(
             for name, _ in step:
                 loss_sum[name] += losses[name].detach() * counts[name]
                 loss_rows[name] += counts[name]
-            if meter is not None:
-                meter.step(step_no, model)
         valid = evaluate(model, task_list, "valid", device)
         train_loss = {t: float(loss_sum[t]) / loss_rows[t] for t in names if loss_rows[t]}
         if weight_steps:
             weights_used = {t: v / weight_steps for t, v in weight_sum.items()}
         else:
-            weights_used = weighting.weights() if weighting is not None else {}
-        if weighting is not None:
-            weighting.end_epoch(
-                epoch, train_loss, {t: valid[t][by_name[t].spec.metric] for t in names}
-            )
-        affinity = meter.epoch_mean() if meter is not None else None
-        norms, cosines = gauge.epoch_means() if gauge is not None else (None, None)
+            weights_used = strategy.weights()
+        strategy.end_epoch(epoch, train_loss, {t: valid[t][metric_of[t]] for t in names})
+        measured = {k: v for meter in meters for k, v in meter.epoch_values().items()}
         score = selector.score(valid)
-        log = EpochLog(
-            epoch, epochs, train_loss, valid, weights_used, affinity, norms, cosines, score
-        )
+        log = EpochLog(epoch, epochs, train_loss, valid, weights_used, score=score, **measured)
         history.append(log)
         if selector.update(epoch, score) and config.select == "best_epoch" and epoch < epochs:
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -393,6 +349,31 @@ class EpochSelector:
     def stale(self, epoch: int, start: int = 1) -> bool:
         """Whether ``patience`` epochs (counted from ``start``) passed without an improvement."""
         return epoch - max(self._improved_at, start - 1) >= self.patience
+
+
+def _strategy(config: TrainConfig, names: Sequence[str], sizes: Mapping[str, int]):
+    """The loss weighting or gradient method, behind the one interface the loop calls
+    (``bind``, ``backward``, ``step``, ``end_epoch``, ``weights``: see ``LossWeighting``)."""
+    if config.weighting in GRADIENT_METHODS:
+        return GradientMethod(config.weighting, names, config.gradients)
+    options = {"gradnorm_alpha": config.gradnorm_alpha, "seed": config.seed}
+    return build_weighting(config.weighting, names, sizes, config.weights, **options)
+
+
+def _meters(config: TrainConfig, task_list: Sequence[TaskData], device) -> list[Meter]:
+    """The measurements asked for (affinity, gradient diagnostics); none by default."""
+    meters: list[Meter] = []
+    if config.diagnostics_every > 0:
+        from mtl_core.diagnostics import GradientMeter
+
+        every, batch = config.diagnostics_every, config.batch_size
+        meters.append(GradientMeter(task_list, every, batch, config.seed, device))
+    if config.affinity_every > 0 and len(task_list) > 1:
+        from mtl_core.affinity import AffinityMeter
+
+        every, batch = config.affinity_every, config.batch_size
+        meters.append(AffinityMeter(task_list, every, batch, config.lr, config.seed, device))
+    return meters
 
 
 @dataclass

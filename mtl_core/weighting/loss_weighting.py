@@ -20,7 +20,13 @@ if TYPE_CHECKING:  # the weighting needs no torch import of its own: validation 
 
 
 class LossWeighting:
-    """Weights that stay fixed for the whole run; adaptive methods override the hooks."""
+    """Weights that stay fixed for the whole run; adaptive methods override the hooks.
+
+    The loop sees every loss weighting and gradient method (``mtl_core.gradients``) through
+    one interface: ``bind(model, lr)`` once, then per step ``backward(model, losses,
+    features)`` (fills every ``.grad`` and returns the task weights it used this step, or
+    None) and ``step()`` after the optimiser's step, and ``end_epoch(...)`` after each
+    epoch's validation; ``weights()`` are the weights to log when a step returned none."""
 
     per_step = False  # True: weights change within an epoch; the loop logs their epoch mean
 
@@ -42,6 +48,21 @@ class LossWeighting:
 
     def combine(self, losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return sum(self._weights[t] * loss for t, loss in losses.items())  # type: ignore[return-value]
+
+    def backward(
+        self,
+        model: torch.nn.Module,
+        losses: Mapping[str, torch.Tensor],
+        features: Mapping[str, torch.Tensor],
+    ) -> dict[str, float] | None:
+        """One backward pass of the weighted sum (and the architecture's own penalty)."""
+        total = self.combine(losses)
+        penalty = model.regularization()
+        if penalty is not None:
+            total = total + penalty
+        total.backward()
+        self.after_backward()
+        return self.weights() if self.per_step else None
 
     def after_backward(self) -> None:
         """Between the backward pass and the optimiser step."""
