@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from sweeps.record import search_all  # the one paginated search (dashboards read through sweeps)
+
 TRIAL_FILTER = "tags.`mtl.kind` = 'trial'"
 
 
@@ -54,17 +56,6 @@ def load_study(tracking_uri: str, experiment_name: str) -> StudyRecord:
         runs,
         confirm,
     )
-
-
-def search_all(client, experiment_id: str, query: str) -> list:
-    """Every run of the experiment matching ``query``, page by page."""
-    runs, token = [], None
-    while True:
-        page = client.search_runs([experiment_id], query, max_results=1000, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
 
 
 def load_trials(tracking_uri: str, experiment_name: str) -> pd.DataFrame:

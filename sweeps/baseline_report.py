@@ -87,7 +87,7 @@ def _recorded(spec: StudySpec) -> list:
     experiment = client.get_experiment_by_name(spec.name)
     if experiment is None:
         return []
-    from dashboards.load import search_all
+    from sweeps.record import search_all
 
     return search_all(
         client,

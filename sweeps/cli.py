@@ -154,6 +154,8 @@ def _run(spec, path: Path, trials, workers: int, timeout, quiet: bool, worker: b
         )
     finally:
         wait_for_helpers()
+    if summary.closed:
+        summary.dashboard = _write_dashboard(spec, summary)
     if worker:
         _err(f"worker done: the study has {summary.finished} finished trials")
         if summary.closed and summary.dashboard:
@@ -161,6 +163,20 @@ def _run(spec, path: Path, trials, workers: int, timeout, quiet: bool, worker: b
         return 0
     _print_summary(spec, path, summary)
     return 0
+
+
+def _write_dashboard(spec, summary) -> Path | None:
+    """The study's page, written and logged on its run once the study is complete."""
+    path = spec.workdir_path / "dashboard.html"
+    try:
+        from dashboards import build_dashboard
+
+        build_dashboard(spec.tracking, spec.name, path)
+        summary.tracker.log_artifact(summary.parent_run, path)
+    except Exception as exc:  # the record of the trials matters more than the page
+        _err(f"warning: the dashboard could not be written: {exc}")
+        return None
+    return path
 
 
 def _print_summary(spec, path: Path, summary) -> None:

@@ -9,8 +9,9 @@ past its target: when the trials in flight elsewhere are enough, it waits for th
 over their retries if they die). Two workers asking for the last trial at the same moment are
 settled by trial number: the later one is failed at once as surplus, with no MLflow run.
 
-The process that sees the study complete with no trial in flight closes the study run and
-writes the dashboard, whether it is ``sweeps run`` or a ``sweeps worker``.
+The process that sees the study complete with no trial in flight confirms the winners, closes
+the study run and writes the verdict, whether it is ``sweeps run`` or a ``sweeps worker``; the
+command then writes the dashboard (``sweeps.cli``: this module imports no dashboard code).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class RunSummary:
     report: Path | None = None
     stopped_by_timeout: bool = False
     closed: bool = False  # this process closed the study run
+    parent_run: str = ""  # the study's MLflow run
+    tracker: Tracker | None = field(default=None, repr=False)
     confirmed: list = field(default_factory=list)  # sweeps.confirm.ConfirmOutcome of this process
 
 
@@ -289,13 +292,12 @@ def run_study(
     n_trials: int | None = None,
     timeout: float | None = None,
     reporter: Reporter | None = None,
-    dashboard_out: Path | None = None,
     worker: bool = False,
     wait_for: Callable[[], None] | None = None,
 ) -> RunSummary:
     """Run trials until the study has ``n_trials`` finished ones (default ``search.n_trials``)
     or ``timeout`` seconds pass; then, if the study is complete, close its run and write the
-    dashboard. ``wait_for`` returns once this process's local helper workers are done."""
+    verdict. ``wait_for`` returns once this process's local helper workers are done."""
     reporter = reporter or Reporter()
     target = n_trials or spec.search.n_trials
     if spec.search.sampler == "grid":
@@ -320,7 +322,7 @@ def run_study(
         target=target,
         counts=counts,
     )
-    summary = RunSummary(spec.name, count_finished(study))
+    summary = RunSummary(spec.name, count_finished(study), parent_run=parent, tracker=tracker)
     confirmed = False
     deadline = time.monotonic() + timeout if timeout else None
     reporter.start(spec.name, summary.finished, max(target, summary.finished))
@@ -386,7 +388,6 @@ def run_study(
             janitor.tag_pareto(every_run=True)
             if status != "KILLED":
                 summary.report = _write_report(spec, tracker)
-                summary.dashboard = _write_dashboard(spec, tracker, parent, dashboard_out)
             tracker.end_run(parent, status)
             summary.closed = True
     return summary
@@ -406,20 +407,3 @@ def _write_report(spec: StudySpec, tracker: Tracker) -> Path | None:
 
         print(f"warning: the report could not be written: {exc}", file=sys.stderr)
         return None
-
-
-def _write_dashboard(
-    spec: StudySpec, tracker: Tracker, parent: str, out: Path | None
-) -> Path | None:
-    path = (out or spec.workdir_path) / "dashboard.html"
-    try:
-        from dashboards import build_dashboard
-
-        build_dashboard(spec.tracking, spec.name, path)
-        tracker.log_artifact(parent, path)
-    except Exception as exc:  # the record of the trials matters more than the page
-        import sys
-
-        print(f"warning: the dashboard could not be written: {exc}", file=sys.stderr)
-        return None
-    return path

@@ -81,7 +81,7 @@ def pair_matrix(tasks: Sequence[str], runs: Iterable[Any], split: str = "test") 
 
 def pair_runs(client: Any, experiment_id: str) -> list[Any]:
     """Every finished trial and transfer run of the experiment."""
-    from dashboards.load import search_all
+    from sweeps.record import search_all
 
     return [
         run

@@ -185,7 +185,7 @@ def study_runs(spec: Any) -> dict[str, list[Any]]:
         return out
     from mlflow.tracking import MlflowClient
 
-    from dashboards.load import search_all
+    from sweeps.record import search_all
 
     client = MlflowClient(spec.tracking)
     experiment = client.get_experiment_by_name(spec.name)
