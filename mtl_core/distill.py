@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mtl_core.models.sparse_input import EVAL_BATCH, input_batch
 from mtl_core.tasks import TaskSpec, TaskType
 
 
@@ -41,9 +42,6 @@ def soft_loss(
 
 def teacher_logits(model: torch.nn.Module, task, device: torch.device | str = "cpu") -> np.ndarray:
     """A trained model's logits for every training row of ``task`` (a ``TaskData``)."""
-    from mtl_core.models.sparse_input import input_batch
-    from mtl_core.train import EVAL_BATCH
-
     model.eval()
     matrix, n = task.x["train"], task.rows("train")
     with torch.no_grad():

@@ -40,13 +40,12 @@ from mtl_core.methods import (
     single_task_model,
 )
 from mtl_core.models import build_model
-from mtl_core.models.sparse_input import input_batch
+from mtl_core.models.sparse_input import EVAL_BATCH, input_batch
 from mtl_core.schedules import schedule_steps, total_epochs
 from mtl_core.weighting import build_weighting
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SELECT = ("best_epoch", "last_epoch")
-EVAL_BATCH = 2048
 
 
 @dataclass

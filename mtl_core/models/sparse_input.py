@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+EVAL_BATCH = 2048  # rows evaluated at once (no gradients)
+
 
 @dataclass
 class SparseBatch:
