@@ -207,7 +207,7 @@ def _print_summary(spec, path: Path, summary) -> None:
 
 @app.command()
 def status(study: StudyPath) -> None:
-    """A table of trials (state, tasks, Δm, params) and the best so far."""
+    """A table of trials (state, tasks, Δm, params), the best by validation and the winner."""
 
     def body() -> int:
         from sweeps.plan import print_status
@@ -344,8 +344,10 @@ def groups(
 
 @app.command()
 def report(study: StudyPath) -> None:
-    """Write the verdict (<workdir>/report.md): per task, share or train alone; grouping and
-    settings; each figure with its interval and seeds. Logged on the study run."""
+    """Write the verdict (<workdir>/report.md), chosen on validation, and log it on the study run.
+
+    Per task: share or train alone; the grouping and settings; every figure with its interval
+    and seeds, and the runs it rests on."""
 
     def body() -> int:
         spec, _ = _load(study, with_data=False)
