@@ -261,7 +261,7 @@ def _header(record: StudyRecord) -> str:
         return f"<h1>Study {name}</h1>"
     counts = record.trials["state"].value_counts()
     states = ", ".join(f"{n} {html.escape(str(s)).lower()}" for s, n in counts.items())
-    from sweeps.verdict import pick_winner, share_text
+    from sweeps.verdict import best_by_validation, pick_winner, share_text
 
     winner = pick_winner(record.trial_runs, record.confirm_runs)
     if winner is None:
@@ -272,7 +272,16 @@ def _header(record: StudyRecord) -> str:
             if winner.confirmed
             else "not confirmed"
         )
-        best = (
+        search = best_by_validation(record.trial_runs)
+        best = ""
+        if winner.confirmed and search is not None:  # the search's own arg-max, then the winner
+            number = search.data.tags.get("mtl.trial_number")
+            best = (
+                f"best trial by validation: {number} (validation Δm "
+                f"{search.data.metrics['valid/delta_m']:+.2f}%, its test Δm "
+                f"{search.data.metrics.get('delta_m', float('nan')):+.2f}%); "
+            )
+        best += (
             f"winner, chosen on validation: trial {winner.number} on "
             f"{html.escape(','.join(winner.tasks))} ({how}), validation Δm "
             f"{html.escape(winner.valid_delta_m.text())}, test Δm "

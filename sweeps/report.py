@@ -125,6 +125,20 @@ def build_report(
         )
     )
     _recommendation(report, winner)
+    search = best_by_validation(trial_runs)
+    if winner.confirmed and search is not None:
+        valid = estimate(search, "valid/delta_m")
+        test = estimate(search, "delta_m")
+        report.blocks.append(
+            (
+                "p",
+                f"The search's best trial by validation was trial "
+                f"{search.data.tags.get('mtl.trial_number')} (validation Δm "
+                f"{valid.text() if valid else '-'}, test Δm {test.text() if test else '-'}; run "
+                f"{search.info.run_id}); confirmation re-trains the best configurations with "
+                "fresh seeds and the winner is the best of them on validation.",
+            )
+        )
     finished = [r for r in trial_runs if r.info.status == "FINISHED"]
     _per_task(report, winner, tasks, [*finished, *transfer_runs])
     _grouping(report, tasks, [*finished, *transfer_runs])

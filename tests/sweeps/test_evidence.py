@@ -92,12 +92,14 @@ def test_every_best_is_the_validation_arg_max(finished):
 
     page = (spec.workdir_path / "dashboard.html").read_text()
     assert f"winner, chosen on validation: trial {won} " in page
+    assert f"best trial by validation: {by_valid} (" in page
     assert f"best trial {by_test}" not in page
     first_row = re.search(r"<tbody><tr><td[^>]*>(\d+)</td>", page)
     assert first_row and int(first_row.group(1)) == by_valid  # leaderboard: validation order
 
     report = (spec.workdir_path / "report.md").read_text()
     assert f"Winner, chosen on validation: trial {won} " in report
+    assert f"The search's best trial by validation was trial {by_valid} " in report
     assert winner.info.run_id in report
 
     moved = sweeps("transfer", str(path))
