@@ -9,6 +9,7 @@ passes through the trunk, PCGrad's projections in Python) and torchjd's autogram
 engine with UPGrad's weighting.
 
     python benchmarks/method_step_cost.py [--steps 40] [--repeat 3] [--tasks 2 4 8]
+        [--methods stch dwa] [--no-references]
 
 Targets: loss weightings within 1.2x; exact gradient methods within 3.3x at T = 4 and at
 most 0.8x the LibMTL way at T = 8; ``gradients: features`` within 1.6x at T = 4.
@@ -116,6 +117,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--tasks", type=int, nargs="+", default=[2, 4, 8])
+    parser.add_argument(
+        "--methods", nargs="+", default=None, help="only these (and equal); default: all"
+    )
+    parser.add_argument("--no-references", action="store_true", help="skip the two references")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, 1 thread")
@@ -129,16 +134,19 @@ def main() -> None:
         _fit_step_seconds(tasks, "equal")  # warm-up: first-call costs stay out of the figures
         cases = {name: (name, "parameters") for name in [*LOSS_WEIGHTINGS, *GRADIENT_METHODS]}
         cases |= {f"{m} (features)": (m, "features") for m in sorted(WEIGHTS_FROM_FEATURES)}
+        if args.methods:
+            cases = {k: v for k, v in cases.items() if v[0] in {"equal", *args.methods}}
         seconds = {
             label: median(lambda w=w, g=g, tasks=tasks: _fit_step_seconds(tasks, w, g))
             for label, (w, g) in cases.items()
         }
-        seconds["LibMTL-style pcgrad (reference)"] = median(
-            lambda tasks=tasks: _manual_step_seconds(tasks, "libmtl_pcgrad", args.steps)
-        )
-        seconds["torchjd autogram upgrad (reference)"] = median(
-            lambda tasks=tasks: _manual_step_seconds(tasks, "autogram", args.steps)
-        )
+        if not args.no_references:
+            seconds["LibMTL-style pcgrad (reference)"] = median(
+                lambda tasks=tasks: _manual_step_seconds(tasks, "libmtl_pcgrad", args.steps)
+            )
+            seconds["torchjd autogram upgrad (reference)"] = median(
+                lambda tasks=tasks: _manual_step_seconds(tasks, "autogram", args.steps)
+            )
         for label, value in seconds.items():
             rows.setdefault(label, {})[n] = value
         print(f"T={n}: equal {seconds['equal'] * 1000:.1f} ms per step")
@@ -148,7 +156,7 @@ def main() -> None:
     for label, by_n in rows.items():
         cells = [f"{by_n[n] / rows['equal'][n]:.2f}x" for n in args.tasks]
         print(f"| {label} | " + " | ".join(cells) + " |")
-    for n in args.tasks:
+    for n in args.tasks if "pcgrad" in rows and not args.no_references else ():
         libmtl = rows["LibMTL-style pcgrad (reference)"][n]
         print(f"T={n}: pcgrad / LibMTL way = {rows['pcgrad'][n] / libmtl:.2f}x")
 

@@ -20,36 +20,23 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 
-from mtl_core.methods import GRADIENT_METHODS, WEIGHTS_FROM_FEATURES
+from mtl_core.methods import WEIGHTS_FROM_FEATURES
+from mtl_core.registry import GRADIENT_METHODS, Strategy
 
 
-def _aggregators() -> dict[str, Callable[[int], object]]:
-    from torchjd import aggregation as A
-
-    return {
-        "pcgrad": lambda n: A.PCGrad(),
-        "mgda": lambda n: A.MGDA(),
-        "cagrad": lambda n: A.CAGrad(c=0.5),
-        "gradvac": lambda n: A.GradVac(),
-        "imtl_g": lambda n: A.IMTLG(),
-        "aligned_mtl": lambda n: A.AlignedMTL(),
-        "upgrad": lambda n: A.UPGrad(),
-        "graddrop": lambda n: A.GradDrop(),
-        "dualproj": lambda n: A.DualProj(),
-        "nash_mtl": lambda n: A.NashMTL(n_tasks=n),
-    }
-
-
-def build_aggregator(name: str, n_tasks: int):
-    """torchjd's aggregator for a method name (a fresh one: some keep state)."""
-    if name not in GRADIENT_METHODS:
-        raise ValueError(f"gradient method {name!r}: use one of {', '.join(GRADIENT_METHODS)}")
+def build_aggregator(name: str, n_tasks: int, **settings):
+    """torchjd's aggregator for a method name (a fresh one: some keep state), with the
+    hyperparameters its registry entry declares taken from ``settings`` (study names)."""
+    entry = GRADIENT_METHODS.entry(name)
+    arguments = entry.arguments(settings)
+    if isinstance(entry, Strategy) and entry.n_tasks:
+        arguments["n_tasks"] = n_tasks
     try:
-        return _aggregators()[name](n_tasks)
+        return entry.load()(**arguments)
     except ImportError as exc:
         raise ImportError(
             f"gradient method {name!r} needs torchjd's optional solvers: "
@@ -79,13 +66,15 @@ class GradientMethod:
     def weights(self) -> dict[str, float]:
         return {}
 
-    def __init__(self, name: str, tasks: Sequence[str], mode: str = "parameters") -> None:
+    def __init__(
+        self, name: str, tasks: Sequence[str], mode: str = "parameters", **settings
+    ) -> None:
         if mode not in ("parameters", "features"):
             raise ValueError(f"gradients {mode!r}: use parameters or features")
         if mode == "features" and name not in WEIGHTS_FROM_FEATURES:
             raise ValueError(f"`gradients: features` does not apply to {name!r}")
         self.name, self.tasks, self.mode = name, list(tasks), mode
-        self.aggregator = build_aggregator(name, len(self.tasks))
+        self.aggregator = build_aggregator(name, len(self.tasks), **settings)
 
     def backward(
         self,

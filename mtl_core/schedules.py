@@ -27,6 +27,8 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
+from mtl_core.registry import SCHEDULES, Schedule
+
 Step = list[tuple[str, np.ndarray]]
 
 
@@ -52,7 +54,9 @@ def joint(
     sizes: Mapping[str, int],
     batch_size: int,
     rng: np.random.Generator,
+    *,
     groups: Mapping[str, object] | None = None,
+    **_: object,
 ) -> Iterator[Step]:
     group_of = {t: (groups or {}).get(t, t) for t in sizes}
     streams: dict[object, _Batches] = {}
@@ -64,7 +68,7 @@ def joint(
 
 
 def round_robin(
-    sizes: Mapping[str, int], batch_size: int, rng: np.random.Generator
+    sizes: Mapping[str, int], batch_size: int, rng: np.random.Generator, **_: object
 ) -> Iterator[Step]:
     batches = {t: _Batches(n, batch_size, rng) for t, n in sizes.items()}
     left = {t: b.per_pass for t, b in batches.items()}
@@ -76,7 +80,7 @@ def round_robin(
 
 
 def alternate(
-    sizes: Mapping[str, int], batch_size: int, rng: np.random.Generator
+    sizes: Mapping[str, int], batch_size: int, rng: np.random.Generator, **_: object
 ) -> Iterator[Step]:
     batches = {t: _Batches(n, batch_size, rng) for t, n in sizes.items()}
     names = list(batches)
@@ -89,10 +93,14 @@ def sampled(
     sizes: Mapping[str, int],
     batch_size: int,
     rng: np.random.Generator,
+    *,
     temperature: float = 1.0,
+    **_: object,
 ) -> Iterator[Step]:
     """One task per step drawn with probability proportional to ``rows ** (1 / temperature)``
     (``proportional``: temperature 1; ``temperature``: the study's T)."""
+    if not temperature > 0:
+        raise ValueError("the temperature schedule needs training.temperature > 0")
     batches = {t: _Batches(n, batch_size, rng) for t, n in sizes.items()}
     names = list(batches)
     mass = np.array([max(1, sizes[t]) for t in names], dtype=float) ** (1.0 / temperature)
@@ -102,21 +110,34 @@ def sampled(
         yield [(t, batches[t].next())]
 
 
-def sequential(
-    sizes: Mapping[str, int], batch_size: int, rng: np.random.Generator, task: str
+def proportional(
+    sizes: Mapping[str, int], batch_size: int, rng: np.random.Generator, **_: object
 ) -> Iterator[Step]:
-    """One pass over ``task``'s rows (the loop picks which task each epoch trains)."""
+    return sampled(sizes, batch_size, rng, temperature=1.0)
+
+
+def sequential(
+    sizes: Mapping[str, int],
+    batch_size: int,
+    rng: np.random.Generator,
+    *,
+    epoch: int = 1,
+    epochs: int = 1,
+    **_: object,
+) -> Iterator[Step]:
+    """One pass over the rows of the task whose turn epoch ``epoch`` is: ``epochs`` epochs of
+    the first task, then of the next."""
+    order = list(sizes)
+    task = order[min(len(order) - 1, (epoch - 1) // epochs)]
     batches = _Batches(sizes[task], batch_size, rng)
     for _ in range(batches.per_pass):
         yield [(task, batches.next())]
 
 
-SCHEDULES = ("joint", "round_robin", "alternate", "proportional", "temperature", "sequential")
-
-
 def total_epochs(name: str, epochs: int, n_tasks: int) -> int:
     """How many epochs the loop runs: ``epochs`` per task for ``sequential``."""
-    return epochs * n_tasks if name == "sequential" else epochs
+    entry = SCHEDULES.entry(name)
+    return epochs * n_tasks if isinstance(entry, Schedule) and entry.epochs_per_task else epochs
 
 
 def schedule_steps(
@@ -127,23 +148,12 @@ def schedule_steps(
     *,
     epoch: int = 1,
     epochs: int = 1,
-    temperature: float = 2.0,
     groups: Mapping[str, object] | None = None,
+    **settings: object,
 ) -> Iterator[Step]:
-    """The steps of epoch ``epoch`` (1-based) of a run of ``epochs`` epochs per task."""
-    if name == "joint":
-        return joint(sizes, batch_size, rng, groups)
-    if name == "round_robin":
-        return round_robin(sizes, batch_size, rng)
-    if name == "alternate":
-        return alternate(sizes, batch_size, rng)
-    if name == "proportional":
-        return sampled(sizes, batch_size, rng, 1.0)
-    if name == "temperature":
-        if temperature <= 0:
-            raise ValueError("the temperature schedule needs training.temperature > 0")
-        return sampled(sizes, batch_size, rng, temperature)
-    if name == "sequential":
-        order = list(sizes)
-        return sequential(sizes, batch_size, rng, order[min(len(order) - 1, (epoch - 1) // epochs)])
-    raise ValueError(f"schedule {name!r}: use one of {', '.join(SCHEDULES)}")
+    """The steps of epoch ``epoch`` (1-based) of a run of ``epochs`` epochs per task.
+    ``settings``: the run's settings by study name; a schedule takes the ones its registry
+    entry declares (``temperature``)."""
+    entry = SCHEDULES.entry(name)
+    context = {"epoch": epoch, "epochs": epochs, "groups": groups}
+    return entry.load()(sizes, batch_size, rng, **context, **entry.arguments(settings))

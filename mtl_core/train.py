@@ -34,13 +34,13 @@ from mtl_core.distill import soft_loss
 from mtl_core.gradients import GradientMethod
 from mtl_core.meter import Meter
 from mtl_core.methods import (
-    GRADIENT_METHODS,
     SINGLE_TASK_TRAINING,
     combination_problems,
     single_task_model,
 )
 from mtl_core.models import build_model
 from mtl_core.models.sparse_input import EVAL_BATCH, input_batch
+from mtl_core.registry import GRADIENT_METHODS, method_params
 from mtl_core.schedules import schedule_steps, total_epochs
 from mtl_core.weighting import build_weighting
 
@@ -49,29 +49,25 @@ SELECT = ("best_epoch", "last_epoch")
 
 
 @dataclass
-class TrainConfig:
-    """Everything that fixes one training run (plain values; no Optuna or YAML inside)."""
+class _Settings:
+    """Everything that fixes one training run but the methods' own hyperparameters."""
 
-    architecture: str = "hard_sharing"
+    architecture: str = "hard_sharing"  # mtl_core.registry.ARCHITECTURES
     trunk: str = "auto"  # auto | mlp | conv
     hidden_size: int = 200
     depth: int = 1
     activation: str = "sigmoid"
     dropout: float = 0.0
-    experts: int = 4  # mmoe
-    sharing_penalty: float = 0.01  # soft_sharing
     epochs: int = 6
     batch_size: int = 64
     optimizer: str = "adam"
     lr: float = 0.001
     weight_decay: float = 0.0
-    schedule: str = "round_robin"
-    temperature: float = 2.0  # the temperature schedule's T
+    schedule: str = "round_robin"  # mtl_core.registry.SCHEDULES
     optimizer_per_task: bool = False  # one optimiser per task (graph-style alternate training)
-    weighting: str = "equal"  # a loss weighting or a gradient method (mtl_core.methods)
+    weighting: str = "equal"  # a loss weighting or a gradient method (mtl_core.registry)
     weights: dict[str, float] = field(default_factory=dict)
     gradients: str = "parameters"  # gradient methods: parameters (exact) | features
-    gradnorm_alpha: float = 1.5
     distill: float = 0.0  # weight of the teachers' soft targets (0: off)
     distill_temperature: float = 2.0
     seed: int = 0
@@ -82,8 +78,29 @@ class TrainConfig:
     patience: int = 0  # early stopping: epochs without improvement before stopping (0: off)
     min_delta: float = 0.0  # early stopping: the least improvement that counts
 
+    def method_settings(self) -> dict[str, object]:
+        """Every hyperparameter the registry declares, by its study name."""
+        return {
+            p.name: getattr(self, p.name)
+            for p in (*method_params("model"), *method_params("training"))
+        }
 
-def single_task_config(config: TrainConfig) -> TrainConfig:
+
+# the plain values of one run (no Optuna or YAML inside): the settings above, and one field per
+# hyperparameter that ``mtl_core.registry`` declares (experts, sharing_penalty, temperature,
+# gradnorm_alpha, dwa_temperature, ...), with the registry's default
+TrainConfig = dataclasses.make_dataclass(
+    "TrainConfig",
+    [
+        (p.name, p.kind, field(default=p.default))
+        for p in (*method_params("model"), *method_params("training"))
+    ],
+    bases=(_Settings,),
+    namespace={"__doc__": "Everything that fixes one training run (plain values)."},
+)
+
+
+def single_task_config(config: _Settings) -> _Settings:
     """The single-task counterpart of a multi-task configuration: the same trunk, width,
     depth and optimiser; no schedule, weighting or distillation. Soft sharing and cross-stitch
     with one task are one tower, i.e. hard sharing, and train as such."""
@@ -203,8 +220,7 @@ def fit(
         config.activation,
         config.dropout,
         trunk=config.trunk,
-        experts=config.experts,
-        sharing_penalty=config.sharing_penalty,
+        **config.method_settings(),
     ).to(device)
     optimizers = _optimizers(config, model, names, device)
     groups = {t.name: id(t.x["train"]) for t in task_list}  # same x object: same rows
@@ -214,6 +230,7 @@ def fit(
         t.name: len(rows_of.positions[t.name]) if t.name in rows_of.positions else t.rows("train")
         for t in task_list
     }
+    settings = config.method_settings()
     strategy = _strategy(config, names, sizes)
     strategy.bind(model, config.lr)
     soft = {
@@ -247,8 +264,8 @@ def fit(
             rng,
             epoch=epoch,
             epochs=config.epochs,
-            temperature=config.temperature,
             groups=groups,
+            **settings,
         )
         for step_no, step in enumerate(steps):
             losses, features, counts = _forward(model, step, by_name, device, soft, config, rows_of)
@@ -353,10 +370,12 @@ class EpochSelector:
 def _strategy(config: TrainConfig, names: Sequence[str], sizes: Mapping[str, int]):
     """The loss weighting or gradient method, behind the one interface the loop calls
     (``bind``, ``backward``, ``step``, ``end_epoch``, ``weights``: see ``LossWeighting``)."""
+    settings = config.method_settings()
     if config.weighting in GRADIENT_METHODS:
-        return GradientMethod(config.weighting, names, config.gradients)
-    options = {"gradnorm_alpha": config.gradnorm_alpha, "seed": config.seed}
-    return build_weighting(config.weighting, names, sizes, config.weights, **options)
+        return GradientMethod(config.weighting, names, config.gradients, **settings)
+    return build_weighting(
+        config.weighting, names, sizes, config.weights, seed=config.seed, **settings
+    )
 
 
 def _meters(config: TrainConfig, task_list: Sequence[TaskData], device) -> list[Meter]:

@@ -397,29 +397,23 @@ def server(
 @app.command()
 def methods() -> None:
     """List every architecture, trunk, schedule, loss weighting and gradient method a study
-    can name, with a line on each and the setting that selects it."""
+    can name, with a line on each, the setting that selects it and its own settings."""
     from rich.console import Console
     from rich.table import Table
 
-    from mtl_core.methods import CATALOGUE
+    from mtl_core.registry import CATALOGUE
 
-    setting = {
-        "architecture": "model.architecture",
-        "trunk": "model.trunk",
-        "schedule": "training.schedule",
-        "weighting": "training.weighting",
-        "gradient method": "training.weighting",
-        "gradients": "training.gradients",
-    }
     table = Table(show_lines=False)
-    for column in ("kind", "name", "what it does", "setting"):
+    for column in ("kind", "name", "what it does", "setting", "its settings (default)"):
         table.add_column(column)
-    for kind, entries in CATALOGUE.items():
-        for name, text in entries.items():
-            table.add_row(kind, name, text, setting[kind])
-    Console(width=max(120, Console().width)).print(table)
+    for registry in CATALOGUE.values():
+        for name, entry in registry.items():
+            section = registry.setting.split(".")[0]
+            own = ", ".join(f"{section}.{p.name} ({p.default:g})" for p in entry.params)
+            table.add_row(registry.kind, name, entry.description, registry.setting, own)
+    Console(width=max(140, Console().width)).print(table)
     print(
-        "Gradient methods and gradnorm need `training.schedule: joint`; "
+        "Gradient methods, gradnorm and stch need `training.schedule: joint`; "
         "`training.optimizer_per_task` needs a schedule with one task per step."
     )
 

@@ -128,15 +128,15 @@ def _values(spec: StudySpec, key: str, entry) -> int | None:
 
 def baseline_keyed(key: str) -> bool:
     """Whether a space key changes a task's single-task baseline (matched mode)."""
-    from mtl_core.methods import MULTI_TASK_ONLY, SINGLE_TASK_TRAINING
+    from mtl_core.methods import MULTI_TASK_ONLY, SINGLE_TASK_TRAINING, baseline_model_setting
 
     if key == "tasks" or key.startswith("training.weights"):
         return False
     if key.startswith("training."):
         name = key.removeprefix("training.")
         return name not in set(SINGLE_TASK_TRAINING) | MULTI_TASK_ONLY
-    if key.startswith("model."):  # sharing_penalty is soft sharing's alone; a single-task
-        return key != "model.sharing_penalty"  # model keeps mmoe's experts (see methods)
+    if key.startswith("model."):  # soft sharing's penalty is not a single-task model's
+        return baseline_model_setting(key.removeprefix("model."))
     return True  # features.*, options.*
 
 

@@ -13,9 +13,25 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
-from mtl_core.methods import ARCHITECTURES, GRADIENTS, SCHEDULES, TRUNKS, WEIGHTINGS
+from mtl_core.registry import (
+    ARCHITECTURES,
+    GRADIENTS,
+    SCHEDULES,
+    TRUNKS,
+    WEIGHTINGS,
+    Param,
+    method_params,
+)
 from sweeps.errors import StudyError
 
 TASK_NAME = re.compile(r"^[a-z0-9_]+$")
@@ -146,15 +162,29 @@ class TextFeatureConfig(Strict):
     lowercase: bool = True
 
 
-class ModelConfig(Strict):
+def _with_method_params(base: type[BaseModel], section: str) -> Any:
+    """``base`` with one field per hyperparameter the registry declares for ``section``
+    (``mtl_core.registry``): its type, default and bounds come from there, nowhere else."""
+
+    def annotation(p: Param) -> Any:
+        return Annotated[p.kind, Field(**p.bounds(), description=p.help)]
+
+    fields: dict[str, Any] = {p.name: (annotation(p), p.default) for p in method_params(section)}
+    return create_model(
+        base.__name__.removeprefix("_"), __base__=base, __module__=__name__, **fields
+    )
+
+
+class _ModelConfig(Strict):
     architecture: Literal[tuple(ARCHITECTURES)] = "hard_sharing"  # type: ignore[valid-type]
     trunk: Literal[tuple(TRUNKS)] = "auto"  # type: ignore[valid-type]
     hidden_size: Annotated[int, Field(ge=1, le=65536)] = 200
     depth: Annotated[int, Field(ge=1, le=16)] = 1
     activation: Literal["sigmoid", "relu", "tanh", "gelu"] = "sigmoid"
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    experts: Annotated[int, Field(ge=1, le=64)] = 4  # mmoe
-    sharing_penalty: Annotated[float, Field(ge=0, le=1e6)] = 0.01  # soft_sharing
+
+
+ModelConfig = _with_method_params(_ModelConfig, "model")
 
 
 class EarlyStopping(Strict):
@@ -167,19 +197,17 @@ class EarlyStopping(Strict):
     min_delta: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
 
 
-class TrainingConfig(Strict):
+class _TrainingConfig(Strict):
     epochs: Annotated[int, Field(ge=1, le=10000)] = 6
     batch_size: Annotated[int, Field(ge=1)] = 64
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     lr: Annotated[float, Field(gt=0, le=10)] = 0.001
     weight_decay: Annotated[float, Field(ge=0)] = 0.0
     schedule: Literal[tuple(SCHEDULES)] = "round_robin"  # type: ignore[valid-type]
-    temperature: Annotated[float, Field(gt=0, le=1000)] = 2.0  # the temperature schedule's T
     optimizer_per_task: bool = False
     weighting: Literal[tuple(WEIGHTINGS)] = "equal"  # type: ignore[valid-type]
     weights: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
     gradients: Literal[tuple(GRADIENTS)] = "parameters"  # type: ignore[valid-type]
-    gradnorm_alpha: Annotated[float, Field(ge=0, le=10)] = 1.5
     distill: Annotated[float, Field(ge=0, le=1)] = 0.0  # weight of the teachers' soft targets
     distill_temperature: Annotated[float, Field(gt=0, le=100)] = 2.0
     seeds: Annotated[int, Field(ge=1, le=100)] = 1
@@ -197,6 +225,9 @@ class TrainingConfig(Strict):
         values["patience"] = stop.patience if stop else 0
         values["min_delta"] = stop.min_delta if stop else 0.0
         return values
+
+
+TrainingConfig = _with_method_params(_TrainingConfig, "training")
 
 
 class BaselinesConfig(Strict):

@@ -1,10 +1,12 @@
-"""Architectures: trunks combined with task heads. Each answers ``forward(x, task)``,
-``shared(x)``/``head(task, z, x)``, ``shared_parameters()`` and ``task_parameters(task)``;
-``ARCHITECTURES`` maps the name used in a study to its class."""
+"""Architectures: trunks combined with task heads, one file each. Each answers
+``forward(x, task)``, ``shared(x)``/``head(task, z, x)``, ``shared_parameters()`` and
+``task_parameters(task)``; ``mtl_core.registry.ARCHITECTURES`` maps the name used in a study
+to its class and declares its hyperparameters."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from mtl_core.models.base import MultiTaskModel
 from mtl_core.models.cross_stitch import CrossStitch
@@ -12,14 +14,8 @@ from mtl_core.models.hard_sharing import HardSharing
 from mtl_core.models.mlp import Trunk
 from mtl_core.models.mmoe import MMoE
 from mtl_core.models.soft_sharing import SoftSharing
+from mtl_core.registry import ARCHITECTURES
 from mtl_core.tasks import TaskSpec
-
-ARCHITECTURES: dict[str, type[MultiTaskModel]] = {
-    "hard_sharing": HardSharing,
-    "soft_sharing": SoftSharing,
-    "cross_stitch": CrossStitch,
-    "mmoe": MMoE,
-}
 
 
 def build_model(
@@ -32,20 +28,15 @@ def build_model(
     dropout: float,
     *,
     trunk: str = "auto",
-    experts: int = 4,
-    sharing_penalty: float = 0.01,
+    **settings: Any,
 ) -> MultiTaskModel:
-    """``input_shape``: the shape of one row (an int for flat features)."""
-    if architecture not in ARCHITECTURES:
-        raise ValueError(f"architecture {architecture!r}: use one of {', '.join(ARCHITECTURES)}")
+    """``input_shape``: the shape of one row (an int for flat features). ``settings``: the
+    architecture's own hyperparameters by their study names (``experts`` for mmoe,
+    ``sharing_penalty`` for soft_sharing; ``mtl_core.registry``); others are ignored."""
+    entry = ARCHITECTURES.entry(architecture)
     shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
-    extra: dict = {}
-    if architecture == "mmoe":
-        extra["experts"] = experts
-    elif architecture == "soft_sharing":
-        extra["sharing_penalty"] = sharing_penalty
     spec = Trunk(shape, hidden_size, depth, activation, dropout, trunk)
-    return ARCHITECTURES[architecture](spec, tasks, **extra)
+    return entry.load()(spec, tasks, **entry.arguments(settings))
 
 
 __all__ = [

@@ -1,32 +1,20 @@
-"""How per-task losses become one update. ``WEIGHTINGS`` maps a study's name to a loss
-weighting; gradient methods (``mtl_core.gradients``) are the other kind of ``weighting``."""
+"""How per-task losses become one update: the loss weightings of ``mtl_core.registry``
+(``LOSS_WEIGHTINGS``), one file each; gradient methods (``mtl_core.gradients``) are the other
+kind of ``weighting``."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mtl_core.methods import GRADIENT_METHODS, LOSS_WEIGHTINGS, combination_problems
-from mtl_core.weighting.loss_weighting import Equal, InverseSize, LossWeighting, Static
-
-_ADAPTIVE = {
-    "inverse_metric": "InverseMetric",
-    "uncertainty": "Uncertainty",
-    "dwa": "DWA",
-    "gradnorm": "GradNorm",
-    "rlw": "RLW",
-}
-WEIGHTINGS: dict[str, Any] = {"equal": Equal, "static": Static, "inverse_size": InverseSize}
+from mtl_core.methods import combination_problems
+from mtl_core.registry import GRADIENT_METHODS, LOSS_WEIGHTINGS, Strategy
+from mtl_core.weighting.loss_weighting import LossWeighting
 
 
 def weighting_class(name: str) -> type[LossWeighting]:
-    if name in WEIGHTINGS:
-        return WEIGHTINGS[name]
-    if name in _ADAPTIVE:  # torch loads only when an adaptive method is asked for
-        from mtl_core.weighting import adaptive
-
-        return getattr(adaptive, _ADAPTIVE[name])
-    raise ValueError(f"weighting {name!r}: use one of {', '.join(LOSS_WEIGHTINGS)}")
+    """The class of a loss weighting (torch loads only when an adaptive one is asked for)."""
+    return LOSS_WEIGHTINGS.entry(name).load()
 
 
 def weighting_problems(name: str, tasks: Sequence[str], weights: Mapping[str, float]) -> list[str]:
@@ -42,14 +30,20 @@ def build_weighting(
     tasks: Sequence[str],
     sizes: Mapping[str, int],
     weights: Mapping[str, float],
-    **options: float,
+    **settings: Any,
 ) -> LossWeighting:
-    problems = combination_problems(tasks, schedule="joint", weighting=name, weights=weights)
+    """``settings``: the run's settings by their study names (``gradnorm_alpha``,
+    ``dwa_temperature``, ``seed``, ...); the weighting takes the ones its entry declares."""
     if name in GRADIENT_METHODS:
         raise ValueError(f"{name!r} is a gradient method: see mtl_core.gradients")
+    problems = combination_problems(tasks, schedule="joint", weighting=name, weights=weights)
     if problems:
         raise ValueError("; ".join(problems))
-    return weighting_class(name)(tasks, sizes, weights, **options)
+    entry = LOSS_WEIGHTINGS.entry(name)
+    arguments = entry.arguments(settings)
+    if isinstance(entry, Strategy) and entry.seeded:
+        arguments["seed"] = int(settings.get("seed", 0))
+    return entry.load()(tasks, sizes, weights, **arguments)
 
 
-__all__ = ["WEIGHTINGS", "LossWeighting", "build_weighting", "weighting_problems"]
+__all__ = ["LossWeighting", "build_weighting", "weighting_class", "weighting_problems"]

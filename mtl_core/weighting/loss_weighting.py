@@ -6,8 +6,9 @@
   that the weights average 1 and the loss keeps the scale of ``equal``.
 
 Every weighting sees each task's loss as the mean over that task's rows in the batch, so
-losses are comparable whatever a task's size. Adaptive weightings (``adaptive.py``) override
-``end_epoch``, ``step`` or ``combine``.
+losses are comparable whatever a task's size. Adaptive weightings (one file each beside this
+one) override ``end_epoch``, ``step`` or ``combine``; their hyperparameters are keyword
+arguments, declared in ``mtl_core.registry``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ class LossWeighting:
         tasks: Sequence[str],
         sizes: Mapping[str, int],
         weights: Mapping[str, float],
-        **options: float,
     ) -> None:
         self.tasks = list(tasks)
         self._weights = {t: float(weights[t]) for t in self.tasks}
@@ -81,7 +81,7 @@ class LossWeighting:
 
 
 class Equal(LossWeighting):
-    def __init__(self, tasks, sizes, weights, **options) -> None:
+    def __init__(self, tasks, sizes, weights) -> None:
         super().__init__(tasks, sizes, {t: 1.0 for t in tasks})
 
 
@@ -90,7 +90,7 @@ class Static(LossWeighting):
 
 
 class InverseSize(LossWeighting):
-    def __init__(self, tasks, sizes, weights, **options) -> None:
+    def __init__(self, tasks, sizes, weights) -> None:
         inverse = {t: 1.0 / max(1, sizes[t]) for t in tasks}
         mean = sum(inverse.values()) / len(inverse)
         super().__init__(tasks, sizes, {t: v / mean for t, v in inverse.items()})
