@@ -10,6 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboards.load import StudyRecord
+from sweeps import record as names
 
 DIVERGING = [[0.0, "#d62728"], [0.5, "#f7f7f7"], [1.0, "#2ca02c"]]
 LAYOUT = {"margin": {"l": 60, "r": 20, "t": 50, "b": 50}, "height": 420}
@@ -40,7 +41,7 @@ def fig_transfer_matrix(record: StudyRecord) -> go.Figure | None:
 def fig_affinity(record: StudyRecord) -> go.Figure | None:
     """Mean final-epoch inter-task affinity Z(row→column) over the trials that measured it."""
     tasks = record.tasks
-    columns = {(i, j): f"affinity/{i}/{j}" for i in tasks for j in tasks}
+    columns = {(i, j): names.affinity(i, j) for i in tasks for j in tasks}
     df = record.complete
     if not any(c in df for c in columns.values()):
         return None
@@ -65,7 +66,7 @@ def fig_pareto(record: StudyRecord) -> go.Figure | None:
     df = record.complete
     if "pareto" not in df or not df["pareto"].any():
         return None
-    cols = [f"delta/{t}" for t in record.tasks if f"delta/{t}" in df]
+    cols = [names.delta(t) for t in record.tasks if names.delta(t) in df]
     df = df.dropna(subset=cols)
     if len(cols) == 2:
         figure = go.Figure()
@@ -212,10 +213,13 @@ def fig_importances(record: StudyRecord) -> go.Figure | None:
         )
     except (RuntimeError, ValueError):
         return None
-    names = list(importances)[::-1]
+    settings = list(importances)[::-1]
     figure = go.Figure(
         go.Bar(
-            x=[importances[n] for n in names], y=names, orientation="h", marker={"color": "#1f77b4"}
+            x=[importances[n] for n in settings],
+            y=settings,
+            orientation="h",
+            marker={"color": "#1f77b4"},
         )
     )
     figure.update_layout(
@@ -244,14 +248,11 @@ def fig_learning_curves(record: StudyRecord, top: int = 3) -> go.Figure | None:
     for _, row in df.iterrows():
         run = client.get_run(row["run_id"])
         for index, task in enumerate(row["tasks"].split(",")):
-            metric = next(
-                (k.split("/")[2] for k in run.data.metrics if k.startswith(f"baseline/{task}/")),
-                None,
-            )
+            metric = next(iter(names.baseline_metrics(run.data.metrics, task)), None)
             if metric is None:
                 continue
             colour = palette[index % len(palette)]
-            history = client.get_metric_history(row["run_id"], f"valid/{task}/{metric}")
+            history = client.get_metric_history(row["run_id"], names.valid(task, metric))
             figure.add_scatter(
                 x=[m.step for m in history], y=[m.value for m in history], mode="lines+markers",
                 name=f"trial {row['number']} · {task}", line={"color": colour},
@@ -261,7 +262,7 @@ def fig_learning_curves(record: StudyRecord, top: int = 3) -> go.Figure | None:
                 row["baseline_runs"].get(task) if isinstance(row["baseline_runs"], dict) else None
             )
             if base:
-                history = client.get_metric_history(base, f"valid/{task}/{metric}")
+                history = client.get_metric_history(base, names.valid(task, metric))
                 figure.add_scatter(
                     x=[m.step for m in history], y=[m.value for m in history], mode="lines",
                     name=f"trial {row['number']} · {task} baseline", line={"color": colour, "dash": "dot"},
@@ -281,15 +282,15 @@ def fig_learning_curves(record: StudyRecord, top: int = 3) -> go.Figure | None:
 def fig_seed_spread(record: StudyRecord) -> go.Figure | None:
     """Each task's Δ with its standard deviation across seeds, for trials run with several."""
     df = record.complete
-    cols = [t for t in record.tasks if f"delta/{t}_std" in df]
+    cols = [t for t in record.tasks if names.delta(t) + names.STD in df]
     if not cols:
         return None
     figure = go.Figure()
     for task in cols:
-        part = df.dropna(subset=[f"delta/{task}_std"])
+        part = df.dropna(subset=[names.delta(task) + names.STD])
         figure.add_scatter(
-            x=[f"trial {n}" for n in part["number"]], y=part[f"delta/{task}"], mode="markers",
-            name=task, error_y={"type": "data", "array": part[f"delta/{task}_std"], "visible": True},
+            x=[f"trial {n}" for n in part["number"]], y=part[names.delta(task)], mode="markers",
+            name=task, error_y={"type": "data", "array": part[names.delta(task) + names.STD], "visible": True},
         )  # fmt: skip
     figure.update_layout(
         title="Spread across seeds: mean Δ % ± one standard deviation", yaxis_title="Δ %", **LAYOUT

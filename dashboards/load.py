@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from sweeps.record import search_all  # the one paginated search (dashboards read through sweeps)
+from sweeps import record as names  # the record's names and its one paginated search
 
-TRIAL_FILTER = "tags.`mtl.kind` = 'trial'"
+TRIAL_FILTER = names.of_kind(names.TRIAL)
 
 
 @dataclass
@@ -35,13 +35,11 @@ def load_study(tracking_uri: str, experiment_name: str) -> StudyRecord:
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         return StudyRecord(experiment_name, False, _frame([]), tracking_uri=tracking_uri)
-    runs = search_all(client, experiment.experiment_id, TRIAL_FILTER)
-    transfer = search_all(
-        client,
-        experiment.experiment_id,
-        "tags.`mtl.kind` = 'transfer' and attributes.status = 'FINISHED'",
+    runs = names.search_all(client, experiment.experiment_id, TRIAL_FILTER)
+    transfer = names.search_all(
+        client, experiment.experiment_id, names.of_kind(names.TRANSFER, "FINISHED")
     )
-    confirm = search_all(client, experiment.experiment_id, "tags.`mtl.kind` = 'confirm'")
+    confirm = names.search_all(client, experiment.experiment_id, names.of_kind(names.CONFIRM))
     rows = [_row(run) for run in runs]
     tasks = sorted({t for row in rows for t in row["tasks"].split(",") if t})
     finished = [r for r in runs if r.info.status == "FINISHED"] + transfer
@@ -65,26 +63,25 @@ def load_trials(tracking_uri: str, experiment_name: str) -> pd.DataFrame:
 def _row(run) -> dict:
     tags, metrics, params = run.data.tags, run.data.metrics, run.data.params
     row = {
-        "number": int(tags.get("mtl.trial_number", -1)),
-        "state": tags.get("mtl.state", run.info.status),
-        "tasks": tags.get("mtl.tasks", ""),
+        "number": int(tags.get(names.TRIAL_NUMBER, -1)),
+        "state": names.state_of(run),
+        "tasks": tags.get(names.TASKS, ""),
         "run_id": run.info.run_id,
-        "delta_m": metrics.get("delta_m"),
-        "valid_delta_m": metrics.get("valid/delta_m")
-        if tags.get("mtl.state") == "COMPLETE"
+        "delta_m": metrics.get(names.DELTA_M),
+        "valid_delta_m": metrics.get(names.VALID_DELTA_M)
+        if tags.get(names.STATE) == "COMPLETE"
         else None,
-        "trial_s": metrics.get("time/trial_s"),
-        "baseline_s": metrics.get("time/baseline_s"),
-        "error": tags.get("mtl.error", ""),
-        "pareto": tags.get("mtl.pareto") == "true",
-        "baseline_runs": {
-            k.removeprefix("mtl.baseline_run."): v
-            for k, v in tags.items()
-            if k.startswith("mtl.baseline_run.")
-        },
+        "trial_s": metrics.get(names.TRIAL_S),
+        "baseline_s": metrics.get(names.BASELINE_S),
+        "error": tags.get(names.ERROR, ""),
+        "pareto": tags.get(names.PARETO) == "true",
+        "baseline_runs": names.baseline_runs(tags),
     }
     row.update({f"param:{k}": v for k, v in params.items()})
-    row.update({k: v for k, v in metrics.items() if k.startswith(("delta/", "affinity/"))})
+    # per-task Δ (delta/TASK and its _std, _ci95, _significant) and affinity, as columns
+    row.update(
+        {k: v for k, v in metrics.items() if k.startswith((names.delta(""), names.AFFINITY_PREFIX))}
+    )
     return row
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboards.load import StudyRecord, load_study
+from sweeps import record as names
 
 NEGATIVE, POSITIVE, NEUTRAL = "#d62728", "#2ca02c", "#444444"
 NOISE = "#e8a5a5"  # a loss whose 95% interval over seeds holds zero
@@ -59,7 +60,7 @@ def render(record: StudyRecord, refresh_s: int | None = None) -> str:
     if record.found and not record.complete.empty:
         from sweeps.report import build_report
 
-        transfer = [r for r in record.pair_runs if r.data.tags.get("mtl.kind") == "transfer"]
+        transfer = [r for r in record.pair_runs if names.kind_of(r) == names.TRANSFER]
         report = build_report(
             record.name, record.tasks, record.trial_runs, record.confirm_runs, transfer
         )
@@ -158,7 +159,7 @@ def fig_leaderboard(record: StudyRecord) -> go.Figure:
     df["_order"] = df["valid_delta_m"].fillna(float("-inf"))
     df = df.sort_values(["_order", "number"], ascending=[False, True])
     params = [p for p in SHOWN_PARAMS if f"param:{p}" in df]
-    delta_cols = [f"delta/{t}" for t in record.tasks if f"delta/{t}" in df]
+    delta_cols = [names.delta(t) for t in record.tasks if names.delta(t) in df]
     header = ["trial", "state", "tasks", *[p.split(".")[-1] for p in params]]
     header += ["valid Δm %", "test Δm %"]
     header += [f"test Δ {c.split('/', 1)[1]} %" for c in delta_cols]
@@ -209,7 +210,7 @@ def fig_task_deltas(record: StudyRecord) -> go.Figure:
     df = record.complete.sort_values("number")
     figure = go.Figure()
     for index, task in enumerate(record.tasks):
-        column = f"delta/{task}"
+        column = names.delta(task)
         if column not in df:
             continue
         rows = df[df[column].notna()]
@@ -275,11 +276,11 @@ def _header(record: StudyRecord) -> str:
         search = best_by_validation(record.trial_runs)
         best = ""
         if winner.confirmed and search is not None:  # the search's own arg-max, then the winner
-            number = search.data.tags.get("mtl.trial_number")
+            number = search.data.tags.get(names.TRIAL_NUMBER)
             best = (
                 f"best trial by validation: {number} (validation Δm "
-                f"{search.data.metrics['valid/delta_m']:+.2f}%, its test Δm "
-                f"{search.data.metrics.get('delta_m', float('nan')):+.2f}%); "
+                f"{search.data.metrics[names.VALID_DELTA_M]:+.2f}%, its test Δm "
+                f"{search.data.metrics.get(names.DELTA_M, float('nan')):+.2f}%); "
             )
         best += (
             f"winner, chosen on validation: trial {winner.number} on "
@@ -288,10 +289,10 @@ def _header(record: StudyRecord) -> str:
             f"{html.escape(winner.test_delta_m.text())}"
         )
     best += "; " + html.escape(share_text([*record.trial_runs, *record.confirm_runs]))
-    columns = [f"delta/{t}" for t in record.tasks if f"delta/{t}" in record.complete]
+    columns = [names.delta(t) for t in record.tasks if names.delta(t) in record.complete]
     negative = sum(int((record.complete[c] < 0).sum()) for c in columns)
     real = sum(
-        int(((record.complete[c] < 0) & (record.complete[f"{c}_significant"] < 0)).sum())
+        int(((record.complete[c] < 0) & (record.complete[c + names.SIGNIFICANT] < 0)).sum())
         for c in columns
         if f"{c}_significant" in record.complete
     )

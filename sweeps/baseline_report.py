@@ -6,7 +6,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from sweeps.spec import StudySpec
+from sweeps import record
+from sweeps.schema import StudySpec
 
 
 def run_or_show(spec: StudySpec, show_only: bool, console: Console | None = None) -> int:
@@ -35,9 +36,9 @@ def run_or_show(spec: StudySpec, show_only: bool, console: Console | None = None
         "trained s",
         title=f"baselines of study {spec.name}",
     )
-    for run in sorted(runs, key=lambda r: (r.data.tags.get("mtl.task", ""), r.info.start_time)):
+    for run in sorted(runs, key=lambda r: (r.data.tags.get(record.TASK, ""), r.info.start_time)):
         tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
-        task = tags.get("mtl.task", "?")
+        task = tags.get(record.TASK, "?")
         metric = spec.tasks[task].metric if task in spec.tasks else None
         settings = ", ".join(
             f"{k.split('.', 1)[1]}={_short(params[k])}"
@@ -46,13 +47,13 @@ def run_or_show(spec: StudySpec, show_only: bool, console: Console | None = None
         )
         table.add_row(
             task,
-            tags.get("mtl.baseline_mode", "matched"),
+            tags.get(record.BASELINE_MODE, "matched"),
             params.get("seed", ""),
-            tags.get("mtl.baseline_key", "")[:12],
-            _metric(metrics, f"valid/{task}/{metric}", metric),
-            _metric(metrics, f"test/{task}/{metric}", metric),
+            tags.get(record.BASELINE_KEY, "")[:12],
+            _metric(metrics, _scored_valid(metrics, task, metric or ""), metric),
+            _metric(metrics, record.test(task, metric or ""), metric),
             settings,
-            f"{metrics.get('time/train_s', 0):.1f}",
+            f"{metrics.get(record.TRAIN_S, 0):.1f}",
         )
     console.print(table)
     return 0
@@ -79,21 +80,13 @@ def _train_tuned(spec: StudySpec, console: Console) -> None:
 
 
 def _recorded(spec: StudySpec) -> list:
-    from mlflow.tracking import MlflowClient
+    return record.study_search(spec, record.of_kind(record.BASELINE, "FINISHED"))
 
-    if spec.embedded and not (spec.workdir_path / "mlflow.db").exists():
-        return []
-    client = MlflowClient(spec.tracking)
-    experiment = client.get_experiment_by_name(spec.name)
-    if experiment is None:
-        return []
-    from sweeps.record import search_all
 
-    return search_all(
-        client,
-        experiment.experiment_id,
-        "tags.`mtl.kind` = 'baseline' and attributes.status = 'FINISHED'",
-    )
+def _scored_valid(metrics: dict, task: str, metric: str) -> str:
+    """The scored epoch's validation metric (runs before epoch selection: the last epoch's)."""
+    selected = record.selected_valid(task, metric)
+    return selected if selected in metrics else record.valid(task, metric)
 
 
 def _metric(metrics: dict, key: str, metric: str | None) -> str:

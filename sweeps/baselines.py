@@ -31,9 +31,9 @@ import numpy as np
 
 from mtl_core.data.prepare import TaskData
 from mtl_core.methods import MULTI_TASK_ONLY, SINGLE_TASK_TRAINING, single_task_model
-from sweeps.masking import mask
+from sweeps import record
+from sweeps.schema import StudySpec
 from sweeps.space import TrialConfig, tuning_space
-from sweeps.spec import StudySpec
 from sweeps.study_data import StudyData, data_for
 from sweeps.tracking import Tracker
 
@@ -215,15 +215,14 @@ class Baselines:
 
     def _live_claim(self, key: str) -> Any | None:
         runs = self.tracker.search(
-            f"tags.`mtl.kind` = 'baseline' and tags.`mtl.baseline_key` = '{key}' "
-            "and attributes.status = 'RUNNING'"
+            record.of_kind(record.BASELINE, "RUNNING", **{record.BASELINE_KEY: key})
         )
         return min(runs, key=lambda r: (r.info.start_time, r.info.run_id)) if runs else None
 
     def _wait_for(self, claim: Any) -> None:
         """Until the claiming run ends, or its trial is found dead (then close it as failed)."""
         run_id = claim.info.run_id
-        number = claim.data.tags.get("mtl.trained_in_trial")
+        number = claim.data.tags.get(record.TRAINED_IN_TRIAL)
         while True:
             run = self.tracker.client.get_run(run_id)
             if run.info.status != "RUNNING" or run.info.lifecycle_stage == "deleted":
@@ -232,27 +231,27 @@ class Baselines:
                 self.tracker.end_run(
                     run_id,
                     "FAILED",
-                    {"mtl.error": f"trial {number} that trained it died (no heartbeat)"},
+                    {record.ERROR: f"trial {number} that trained it died (no heartbeat)"},
                 )
                 return
             time.sleep(WAIT_POLL_S)
 
     def _from_run(self, task, key, metric, seed, run, waited: float) -> Baseline:
         m = run.data.metrics
-        name = f"valid/{task}/{metric}"
+        name = record.valid(task, metric)
         history = self.tracker.client.get_metric_history(run.info.run_id, name)
         return Baseline(
             task,
             key,
             metric,
-            m.get(f"selected/{name}", m[name]),
-            m[f"test/{task}/{metric}"],
+            m.get(record.selected_valid(task, metric), m[name]),
+            m[record.test(task, metric)],
             waited,
             True,
             run.info.run_id,
             seed,
             [p.value for p in sorted(history, key=lambda p: p.step)],
-            int(m.get("best_epoch", len(history))),
+            int(m.get(record.BEST_EPOCH, len(history))),
         )
 
     def _start(self, task, key, seed, trial_number, config: TrialConfig, extra) -> str:
@@ -266,15 +265,15 @@ class Baselines:
         }
         params.update({"tasks": task, "seed": seed, **model, **single, **extra})
         tags = {
-            "mtl.kind": "baseline",
-            "mtl.study": self.spec.name,
-            "mtl.task": task,
-            "mtl.baseline_key": key,
-            "mtl.baseline_mode": self.spec.baselines.mode,
-            "mtl.seed": str(seed),
+            record.KIND: record.BASELINE,
+            record.STUDY: self.spec.name,
+            record.TASK: task,
+            record.BASELINE_KEY: key,
+            record.BASELINE_MODE: self.spec.baselines.mode,
+            record.SEED: str(seed),
         }
         if trial_number is not None:
-            tags["mtl.trained_in_trial"] = str(trial_number)
+            tags[record.TRAINED_IN_TRIAL] = str(trial_number)
         return self.tracker.start_run(f"baseline {task} seed {seed}", self.parent, tags, params)
 
     def _train(self, task, key, metric, seed, run_id, config: TrialConfig, extra, on_train):
@@ -286,23 +285,21 @@ class Baselines:
             data = self.data_of(config)
             result = fit(data.subset([task]), single, on_train)
         except BaseException as exc:
-            self.tracker.end_run(
-                run_id, "FAILED", {"mtl.error": mask(f"{type(exc).__name__}: {exc}")[:5000]}
-            )
+            self.tracker.end_run(run_id, "FAILED", record.failure(exc))
             raise
         seconds = time.perf_counter() - started
         metrics = [
-            (f"valid/{task}/{m}", v, log.epoch)
+            (record.valid(task, m), v, log.epoch)
             for log in result.history
             for m, v in log.valid[task].items()
         ]
         metrics += [
-            (f"train/{task}/loss", log.train_loss[task], log.epoch) for log in result.history
+            (record.train_loss(task), log.train_loss[task], log.epoch) for log in result.history
         ]
-        metrics += [(f"test/{task}/{m}", v, 0) for m, v in result.test[task].items()]
-        metrics += [(f"selected/valid/{task}/{m}", v, 0) for m, v in result.valid[task].items()]
-        metrics.append(("best_epoch", result.best_epoch, 0))
-        metrics.append(("time/train_s", seconds, 0))
+        metrics += [(record.test(task, m), v, 0) for m, v in result.test[task].items()]
+        metrics += [(record.selected_valid(task, m), v, 0) for m, v in result.valid[task].items()]
+        metrics.append((record.BEST_EPOCH, result.best_epoch, 0))
+        metrics.append((record.TRAIN_S, seconds, 0))
         metrics += data.coverage([task])
         self.tracker.log(run_id, metrics=metrics)
         if self.distills:

@@ -24,9 +24,11 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from sweeps import record
 from sweeps.masking import mask
+from sweeps.optuna_storage import make_storage
+from sweeps.schema import StudySpec
 from sweeps.space import config_from_params
-from sweeps.spec import StudySpec
 from sweeps.study_state import valid_delta_m
 from sweeps.tracking import TrackingUnavailable
 from sweeps.trial import (
@@ -85,8 +87,6 @@ def to_confirm(spec: StudySpec, study: optuna.Study) -> list[FrozenTrial]:
 
 
 def open_confirm_study(spec: StudySpec) -> optuna.Study:
-    from sweeps.runner import make_storage
-
     return optuna.create_study(
         study_name=confirm_name(spec),
         storage=make_storage(spec),
@@ -180,13 +180,13 @@ def confirm_trial(
     seeds = confirm_seeds(spec)
     ref = f"confirm:{trial.number}"
     tags = {
-        "mtl.kind": "confirm",
-        "mtl.confirms": str(number),
-        "mtl.confirm_trial": str(trial.number),
-        "mtl.tasks": ",".join(config.tasks),
-        "mtl.state": "RUNNING",
-        "mtl.study": spec.name,
-        "mtl.worker": WORKER,
+        record.KIND: record.CONFIRM,
+        record.CONFIRMS: str(number),
+        record.CONFIRM_TRIAL: str(trial.number),
+        record.TASKS: ",".join(config.tasks),
+        record.STATE: "RUNNING",
+        record.STUDY: spec.name,
+        record.WORKER: WORKER,
     }
     params = {**config.params, "confirm.seeds": ",".join(map(str, seeds))}
     started = time.perf_counter()
@@ -200,13 +200,10 @@ def confirm_trial(
         results, baselines = fit_seeds(ctx, config, seeds, run_id, times, number=ref)
         summary = _summarise(results, baselines)
         metrics = summary.metrics + _mean_curves(results, baselines, sequential_offset(config))
-        metrics += [
-            ("time/train_s", times["train"], 0),
-            ("time/baseline_s", times["baseline"], 0),
-            ("time/trial_s", time.perf_counter() - started, 0),
-        ]
+        seconds = time.perf_counter() - started
+        metrics += record.time_metrics(times["train"], times["baseline"], seconds)
         ctx.tracker.log(run_id, metrics=metrics)
-        ctx.tracker.end_run(run_id, "FINISHED", {"mtl.state": "COMPLETE"})
+        ctx.tracker.end_run(run_id, "FINISHED", {record.STATE: "COMPLETE"})
     except KeyboardInterrupt:
         trial.set_user_attr("reason", "interrupted")
         trial.set_user_attr("not_counted", True)  # the next run confirms it again

@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.table import Table
 
+from sweeps import record
 from sweeps.errors import StudyError
-from sweeps.spec import StudySpec
+from sweeps.schema import StudySpec
 
 MAX_TASKS = 10
 
@@ -187,11 +188,11 @@ def _trained_sets(runs: list, tasks: Sequence[str]) -> dict[frozenset[str], dict
     runs (validation: the grouping is a choice, and choices are made on validation)."""
     values: dict[frozenset[str], dict[str, list[float]]] = {}
     for run in runs:
-        group = [t for t in run.data.tags.get("mtl.tasks", "").split(",") if t]
+        group = record.tasks_of(run)
         if len(group) < 2 or not set(group) <= set(tasks):
             continue
         for t in group:
-            value = run.data.metrics.get(f"selected/valid/delta/{t}")
+            value = run.data.metrics.get(record.selected_valid_delta(t))
             if value is not None:
                 values.setdefault(frozenset(group), {}).setdefault(t, []).append(value)
     return {g: {t: statistics.fmean(v) for t, v in d.items()} for g, d in values.items()}

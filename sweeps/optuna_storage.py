@@ -12,14 +12,17 @@ from __future__ import annotations
 import functools
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 import sqlalchemy.exc
-from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages._heartbeat import BaseHeartbeat
 
 from sweeps.interrupts import atomic
+
+if TYPE_CHECKING:
+    from sweeps.schema import StudySpec
 
 DISCONNECTED = (
     "server closed the connection",
@@ -112,3 +115,19 @@ for _name in sorted(
     }
 ):
     setattr(RetryingRDBStorage, _name, _retrying(_name))
+
+
+def make_storage(spec: StudySpec) -> optuna.storages.RDBStorage:
+    """The study's Optuna storage: retrying, with heartbeats and retries of dead trials."""
+    if spec.storage is None:
+        spec.workdir_path.mkdir(parents=True, exist_ok=True)
+    beat = spec.search.heartbeat_s
+    return RetryingRDBStorage(
+        spec.optuna_storage,
+        retry_s=spec.search.store_retry_s,
+        heartbeat_interval=beat,
+        grace_period=2 * beat,
+        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+            max_retry=spec.search.retries
+        ),
+    )

@@ -7,8 +7,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from sweeps.masking import mask
+from sweeps.schema import ChoicesParam, RangeParam, StudySpec, SubsetsParam
 from sweeps.space import combinations, fixed_config, grid_size, task_subsets, trial_problems
-from sweeps.spec import ChoicesParam, RangeParam, StudySpec, SubsetsParam
 from sweeps.study_data import StudyData
 
 

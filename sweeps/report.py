@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sweeps import record
 from sweeps.verdict import (
     SETTINGS,
     Estimate,
@@ -101,16 +102,16 @@ def build_report(
     complete = [r for r in trial_runs if is_complete(r)]
     states: dict[str, int] = {}
     for run in trial_runs:
-        state = run.data.tags.get("mtl.state", run.info.status)
+        state = record.state_of(run)
         states[state] = states.get(state, 0) + 1
-    report.summary.update({f"summary/trials_{s.lower()}": float(n) for s, n in states.items()})
+    report.summary.update({record.summary_trials(s): float(n) for s, n in states.items()})
     baseline_s, trial_s = baseline_share([*trial_runs, *confirm_runs])
     if trial_s > 0:
         report.summary.update(
             {
-                "summary/baseline_s": baseline_s,
-                "summary/trial_s": trial_s,
-                "summary/baseline_share_pct": 100 * baseline_s / trial_s,
+                record.SUMMARY_BASELINE_S: baseline_s,
+                record.SUMMARY_TRIAL_S: trial_s,
+                record.SUMMARY_BASELINE_SHARE: 100 * baseline_s / trial_s,
             }
         )
     report.blocks.append(("h1", f"Verdict: study {name}"))
@@ -127,13 +128,13 @@ def build_report(
     _recommendation(report, winner)
     search = best_by_validation(trial_runs)
     if winner.confirmed and search is not None:
-        valid = estimate(search, "valid/delta_m")
-        test = estimate(search, "delta_m")
+        valid = estimate(search, record.VALID_DELTA_M)
+        test = estimate(search, record.DELTA_M)
         report.blocks.append(
             (
                 "p",
                 f"The search's best trial by validation was trial "
-                f"{search.data.tags.get('mtl.trial_number')} (validation Δm "
+                f"{search.data.tags.get(record.TRIAL_NUMBER)} (validation Δm "
                 f"{valid.text() if valid else '-'}, test Δm {test.text() if test else '-'}; run "
                 f"{search.info.run_id}); confirmation re-trains the best configurations with "
                 "fresh seeds and the winner is the best of them on validation.",
@@ -216,9 +217,9 @@ def _per_task(report: Report, winner: Winner, tasks: Sequence[str], runs: Sequen
         if partners:
             value, j = max(partners)
             reported = test.mean(task, j)
-            report.summary[f"summary/pair/valid/{task}/{j}"] = value
+            report.summary[record.summary_pair("valid", task, j)] = value
             if reported is not None:
-                report.summary[f"summary/pair/test/{task}/{j}"] = reported
+                report.summary[record.summary_pair("test", task, j)] = reported
             partner = (
                 f"{j}: validation Δ {value:+.2f}%, test Δ "
                 + (f"{reported:+.2f}%" if reported is not None else "n/a")
@@ -276,7 +277,7 @@ def _grouping(report: Report, tasks: Sequence[str], runs: Sequence[Any]) -> None
     pair = {i: {j: matrix.mean(i, j) for j in tasks} for i in tasks}
     rec = recommend(tasks, len(tasks), pair, _trained_sets(list(runs), tasks), "pairs")
     groups = " | ".join(",".join(g) for g in rec.groups)
-    report.summary["summary/groups_predicted"] = rec.predicted
+    report.summary[record.SUMMARY_GROUPS_PREDICTED] = rec.predicted
     report.blocks.append(
         (
             "p",
@@ -305,14 +306,14 @@ def _settings(report: Report, complete: Sequence[Any]) -> None:
             best = best_by_validation(runs)
             if best is None:
                 continue
-            valid = estimate(best, "valid/delta_m")
-            test = estimate(best, "delta_m")
+            valid = estimate(best, record.VALID_DELTA_M)
+            test = estimate(best, record.DELTA_M)
             rows.append(
                 [
                     key,
                     value,
                     str(len(runs)),
-                    f"trial {best.data.tags.get('mtl.trial_number')} ({','.join(tasks_of(best))})",
+                    f"trial {best.data.tags.get(record.TRIAL_NUMBER)} ({','.join(tasks_of(best))})",
                     valid.text() if valid else "-",
                     test.text() if test else "-",
                     best.info.run_id,
@@ -339,7 +340,7 @@ def write_report(spec: Any, quiet_missing: bool = False, tracker: Any = None) ->
     (through ``tracker`` when given). Returns the path, or None when no trial completed
     (``quiet_missing``: no error)."""
     from sweeps.errors import StudyError
-    from sweeps.runner import open_tracker
+    from sweeps.tracking import open_tracker
     from sweeps.verdict import study_runs
 
     runs = study_runs(spec)
@@ -355,9 +356,7 @@ def write_report(spec: Any, quiet_missing: bool = False, tracker: Any = None) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(report.markdown(), encoding="utf-8")
     tracker = tracker or open_tracker(spec)
-    study = tracker.search(
-        f"tags.`mtl.kind` = 'study' and tags.`mtl.study` = '{spec.name.replace(chr(39), chr(92) + chr(39))}'"
-    )
+    study = tracker.search(record.of_kind(record.STUDY_RUN, **{record.STUDY: spec.name}))
     if study:
         run_id = min(study, key=lambda r: (r.info.start_time, r.info.run_id)).info.run_id
         tracker.log(run_id, metrics=[(k, v, 0) for k, v in report.summary.items()])
@@ -368,4 +367,4 @@ def write_report(spec: Any, quiet_missing: bool = False, tracker: Any = None) ->
 def _transfer_runs(spec: Any) -> list[Any]:
     from sweeps.transfer_matrix import study_pair_runs
 
-    return [r for r in study_pair_runs(spec) if r.data.tags.get("mtl.kind") == "transfer"]
+    return [r for r in study_pair_runs(spec) if record.kind_of(r) == record.TRANSFER]

@@ -30,15 +30,17 @@ import sqlalchemy.exc
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
+from sweeps import record
 from sweeps.baselines import Baselines
 from sweeps.errors import StudyError
 from sweeps.interrupts import raise_pending
+from sweeps.optuna_storage import make_storage
 from sweeps.progress import Reporter
+from sweeps.schema import StudySpec
 from sweeps.space import grid_size, grid_values
-from sweeps.spec import StudySpec
 from sweeps.study_data import load_study_data
 from sweeps.study_state import best_of, count_finished, counts, pareto_front
-from sweeps.tracking import Tracker
+from sweeps.tracking import Tracker, open_tracker
 from sweeps.trial import TrialContext, TrialOutcome, run_trial
 
 WAIT_POLL_S = 1.0
@@ -104,23 +106,6 @@ def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
     return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=first)
 
 
-def make_storage(spec: StudySpec) -> optuna.storages.RDBStorage:
-    from sweeps.optuna_storage import RetryingRDBStorage
-
-    if spec.storage is None:
-        spec.workdir_path.mkdir(parents=True, exist_ok=True)
-    beat = spec.search.heartbeat_s
-    return RetryingRDBStorage(
-        spec.optuna_storage,
-        retry_s=spec.search.store_retry_s,
-        heartbeat_interval=beat,
-        grace_period=2 * beat,
-        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-            max_retry=spec.search.retries
-        ),
-    )
-
-
 def open_study(spec: StudySpec, worker: bool = False) -> optuna.Study:
     """Create or load the study. Workers that start a fresh shared storage together race to
     create its tables and the study (optuna#1092): the loser tries again."""
@@ -160,13 +145,6 @@ def _open_study(spec: StudySpec, worker: bool) -> optuna.Study:
             f" with objective {had!r}; give the study a new name to change the objective"
         )
     return study
-
-
-def open_tracker(spec: StudySpec) -> Tracker:
-    artifacts = spec.workdir_path / "artifacts" if spec.embedded else None
-    if spec.embedded:
-        spec.workdir_path.mkdir(parents=True, exist_ok=True)
-    return Tracker(spec.tracking, spec.name, artifacts, spec.search.store_retry_s)
 
 
 def study_params(spec: StudySpec) -> dict[str, object]:
@@ -225,9 +203,7 @@ class Janitor:
 
     def close_dead_runs(self) -> int:
         """Runs of this study still RUNNING whose trial is no longer running: closed FAILED."""
-        runs = self.tracker.search(
-            f"tags.`mtl.study` = '{_quote(self.spec.name)}' and attributes.status = 'RUNNING'"
-        )
+        runs = self.tracker.search(record.where({record.STUDY: self.spec.name}, "RUNNING"))
         states: dict[str, FrozenTrial] = {
             str(t.number): t for t in self.study.get_trials(deepcopy=False)
         }
@@ -243,11 +219,11 @@ class Janitor:
         closed = 0
         for run in runs:
             tags = run.data.tags
-            if tags.get("mtl.kind") == "study":
+            if tags.get(record.KIND) == record.STUDY_RUN:
                 continue
-            number = tags.get("mtl.trial_number") or tags.get("mtl.trained_in_trial")
-            if tags.get("mtl.kind") == "confirm":
-                number = f"confirm:{tags.get('mtl.confirm_trial')}"
+            number = tags.get(record.TRIAL_NUMBER) or tags.get(record.TRAINED_IN_TRIAL)
+            if tags.get(record.KIND) == record.CONFIRM:
+                number = f"confirm:{tags.get(record.CONFIRM_TRIAL)}"
             if number is None:
                 continue
             trial = states.get(number)
@@ -256,7 +232,9 @@ class Janitor:
             why = f"its worker stopped (no heartbeat) during trial {number}"
             if number in retried:
                 why += f"; retried as trial {retried[number]}"
-            self.tracker.end_run(run.info.run_id, "FAILED", {"mtl.state": "FAIL", "mtl.error": why})
+            self.tracker.end_run(
+                run.info.run_id, "FAILED", {record.STATE: "FAIL", record.ERROR: why}
+            )
             closed += 1
         return closed
 
@@ -274,7 +252,7 @@ class Janitor:
                 continue
             on_front = t.number in front
             if self._pareto.get(run_id) != on_front:
-                self.tracker.log(run_id, tags={"mtl.pareto": str(on_front).lower()})
+                self.tracker.log(run_id, tags={record.PARETO: str(on_front).lower()})
                 self._pareto[run_id] = on_front
 
     def _trial(self, ref: str | int) -> FrozenTrial | None:
@@ -391,10 +369,6 @@ def run_study(
             tracker.end_run(parent, status)
             summary.closed = True
     return summary
-
-
-def _quote(value: str) -> str:
-    return value.replace("'", "\\'")
 
 
 def _write_report(spec: StudySpec, tracker: Tracker) -> Path | None:

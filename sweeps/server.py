@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from sweeps.masking import mask
-from sweeps.spec import StudySpec
+from sweeps.schema import StudySpec
 
 
 def server_command(

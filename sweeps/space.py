@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError, create_model
 
 from mtl_core.data.builtin import DEFAULTS as BUILTIN_OPTIONS
 from mtl_core.methods import combination_problems
-from sweeps.spec import (
+from sweeps.schema import (
     ChoicesParam,
     ModelConfig,
     RangeParam,

@@ -1,387 +1,65 @@
-"""The study file (``study.yaml``) as a pydantic model: parse, validate, resolve paths.
+"""The study file (``study.yaml``): read, validate, resolve paths.
 
-``load_spec(path)`` returns a ``StudySpec`` or raises ``StudyError`` whose lines each name the
-field as a dotted path (with the YAML line where one is known) and what is allowed. It reads
-no data file; ``sweeps.study_data`` does that.
+``load_spec(path)`` returns a ``StudySpec`` (``sweeps.schema``) or raises ``StudyError`` whose
+lines each name the field as a dotted path (with the YAML line where one is known) and what is
+allowed. It reads no data file; ``sweeps.study_data`` does that.
 """
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Any, get_args, get_origin
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    create_model,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ValidationError
 
-from mtl_core.registry import (
-    ARCHITECTURES,
-    GRADIENTS,
-    SCHEDULES,
-    TRUNKS,
-    WEIGHTINGS,
-    Param,
-    method_params,
-)
 from sweeps.errors import StudyError
-
-TASK_NAME = re.compile(r"^[a-z0-9_]+$")
-TaskTypeName = Literal["binary", "multiclass", "multilabel", "regression"]
-METRICS = {
-    "binary": ("accuracy", "f1", "f1_macro", "auc"),
-    "multiclass": ("accuracy", "f1", "f1_macro", "auc"),
-    "multilabel": ("accuracy", "f1", "f1_macro", "auc"),
-    "regression": ("mse", "rmse", "mae", "r2"),
-}
-
-
-# names that the contract reserves and later versions bring; a study naming one is told so
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
-
-
-class SplitFractions(Strict):
-    valid: Annotated[float, Field(ge=0, lt=1)] = 0.15
-    test: Annotated[float, Field(gt=0, lt=1)] = 0.15
-
-    @model_validator(mode="after")
-    def _leaves_training_rows(self) -> SplitFractions:
-        if self.valid + self.test >= 1:
-            raise ValueError("valid + test must leave rows for training (sum below 1)")
-        return self
-
-
-class SplitFiles(Strict):
-    train: str
-    valid: str | Annotated[float, Field(gt=0, lt=1)]  # a file, or a fraction of `train`
-    test: str
-
-
-class TaskConfig(Strict):
-    # a file (.csv .tsv .txt .parquet .jsonl .npz), a folder of .npy, or builtin:NAME; may be
-    # left out when `split` names a file per split
-    path: str = ""
-    options: dict[str, int | float] | None = None  # a builtin source's settings
-    format: Literal["csv", "tsv", "parquet", "jsonl", "npz", "npy"] | None = None
-    header: bool = True
-    columns: list[str] | None = None
-    missing: list[str] | None = None  # markers of a missing value besides an empty field
-    # lines to skip before the header / first row; {test: 1} for one split's file only
-    skip_rows: (
-        Annotated[int, Field(ge=0)]
-        | dict[Literal["train", "valid", "test"], Annotated[int, Field(ge=0)]]
-    ) = 0
-
-    def skip_rows_of(self, split: str | None = None) -> int:
-        if isinstance(self.skip_rows, int):
-            return self.skip_rows
-        return self.skip_rows.get(split, 0) if split else 0
-
-    inputs: str | list[str]
-    target: str | list[str]
-    label_map: dict[str | int | float | bool, str | int | float | bool] | None = None
-    # rows whose target is empty (or a `missing` marker) are unlabelled for this task: they
-    # train the other tasks, and this task's loss, metrics and baseline use its labelled rows
-    partial_labels: bool = False
-    type: TaskTypeName
-    metric: str | None = None
-    split: SplitFractions | SplitFiles = Field(default_factory=SplitFractions)
-
-    @property
-    def builtin(self) -> str | None:
-        return self.path.removeprefix("builtin:") if self.path.startswith("builtin:") else None
-
-    @property
-    def is_array(self) -> bool:
-        """Inputs and targets are named arrays (an .npz file, builtin:digits)."""
-        from mtl_core.data.builtin import ARRAY_SOURCES
-
-        if self.builtin is not None:
-            return self.builtin in ARRAY_SOURCES
-        if self.format is not None:
-            return self.format in ("npz", "npy")
-        return self.path.endswith(("/", ".npy")) or Path(self.path).suffix.lower() == ".npz"
-
-    @model_validator(mode="after")
-    def _consistent(self) -> TaskConfig:
-        if not self.path and not isinstance(self.split, SplitFiles):
-            raise ValueError("`path` is required (unless `split` names a file per split)")
-        if self.options is not None and self.builtin is None:
-            raise ValueError("`options` apply to built-in sources (path: builtin:NAME) only")
-        if isinstance(self.skip_rows, dict) and not isinstance(self.split, SplitFiles):
-            raise ValueError("`skip_rows` per split needs split files; give one number")
-        if self.partial_labels and self.is_array:
-            raise ValueError("`partial_labels` applies to tables; arrays carry every label")
-        if self.is_array and isinstance(self.split, SplitFiles):
-            raise ValueError("array sources are split by fractions; give split: {valid, test}")
-        if self.is_array and not isinstance(self.inputs, str):
-            raise ValueError("an array source's `inputs` names one array")
-        allowed = METRICS[self.type]
-        if self.metric is None:
-            self.metric = allowed[0] if self.type != "binary" else "f1"
-        elif self.metric not in allowed:
-            raise ValueError(
-                f"metric {self.metric!r} does not fit a {self.type} task; allowed: {', '.join(allowed)}"
-            )
-        if self.type == "multilabel" and isinstance(self.target, str):
-            raise ValueError("a multilabel task's target is a list of 0/1 columns")
-        if self.type != "multilabel" and not isinstance(self.target, str):
-            raise ValueError(f"a {self.type} task's target is one column")
-        if (
-            not self.header
-            and not self.columns
-            and (self.format or Path(self.path).suffix.lower())
-            in ("csv", "tsv", ".csv", ".tsv", ".txt")
-        ):
-            raise ValueError("`header: false` needs `columns` to name the columns")
-        return self
-
-    @property
-    def input_columns(self) -> list[str]:
-        return [self.inputs] if isinstance(self.inputs, str) else list(self.inputs)
-
-
-class TextFeatureConfig(Strict):
-    """How one input column becomes features: text (bow, tfidf, with the settings below) or a
-    table column (numeric, categorical; the text settings do not apply)."""
-
-    kind: Literal["bow", "tfidf", "numeric", "categorical"] = "bow"
-    max_features: Annotated[int, Field(ge=1)] | None = 5000
-    vocabulary: Literal["union", "intersection", "per_task"] = "union"
-    ngram_max: Annotated[int, Field(ge=1, le=3)] = 1
-    min_df: Annotated[int, Field(ge=1)] = 1
-    lowercase: bool = True
-
-
-def _with_method_params(base: type[BaseModel], section: str) -> Any:
-    """``base`` with one field per hyperparameter the registry declares for ``section``
-    (``mtl_core.registry``): its type, default and bounds come from there, nowhere else."""
-
-    def annotation(p: Param) -> Any:
-        return Annotated[p.kind, Field(**p.bounds(), description=p.help)]
-
-    fields: dict[str, Any] = {p.name: (annotation(p), p.default) for p in method_params(section)}
-    return create_model(
-        base.__name__.removeprefix("_"), __base__=base, __module__=__name__, **fields
-    )
-
-
-class _ModelConfig(Strict):
-    architecture: Literal[tuple(ARCHITECTURES)] = "hard_sharing"  # type: ignore[valid-type]
-    trunk: Literal[tuple(TRUNKS)] = "auto"  # type: ignore[valid-type]
-    hidden_size: Annotated[int, Field(ge=1, le=65536)] = 200
-    depth: Annotated[int, Field(ge=1, le=16)] = 1
-    activation: Literal["sigmoid", "relu", "tanh", "gelu"] = "sigmoid"
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
-
-
-ModelConfig = _with_method_params(_ModelConfig, "model")
-
-
-class EarlyStopping(Strict):
-    """Stop once the validation score that selects the epoch has not improved by more than
-    ``min_delta`` percentage points for ``patience`` epochs. The score is a relative change in
-    %: a single-task model's primary metric against its first epoch, a multi-task model's
-    validation Δm against its baselines (see ``mtl_core.train``)."""
-
-    patience: Annotated[int, Field(ge=1, le=10000)]
-    min_delta: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
-
-
-class _TrainingConfig(Strict):
-    epochs: Annotated[int, Field(ge=1, le=10000)] = 6
-    batch_size: Annotated[int, Field(ge=1)] = 64
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: Annotated[float, Field(gt=0, le=10)] = 0.001
-    weight_decay: Annotated[float, Field(ge=0)] = 0.0
-    schedule: Literal[tuple(SCHEDULES)] = "round_robin"  # type: ignore[valid-type]
-    optimizer_per_task: bool = False
-    weighting: Literal[tuple(WEIGHTINGS)] = "equal"  # type: ignore[valid-type]
-    weights: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
-    gradients: Literal[tuple(GRADIENTS)] = "parameters"  # type: ignore[valid-type]
-    distill: Annotated[float, Field(ge=0, le=1)] = 0.0  # weight of the teachers' soft targets
-    distill_temperature: Annotated[float, Field(gt=0, le=100)] = 2.0
-    seeds: Annotated[int, Field(ge=1, le=100)] = 1
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    affinity_every: Annotated[int, Field(ge=0, le=100_000)] = 0  # 0: off
-    diagnostics_every: Annotated[int, Field(ge=0, le=100_000)] = 0  # 0: off
-    # which epoch's model is scored: the best on validation (default) or the last one
-    select: Literal["best_epoch", "last_epoch"] = "best_epoch"
-    early_stopping: EarlyStopping | None = None  # off unless set
-
-    def train_values(self) -> dict[str, Any]:
-        """These settings as ``mtl_core.train.TrainConfig`` takes them (seeds aside)."""
-        values = self.model_dump(exclude={"seeds", "early_stopping"})
-        stop = self.early_stopping
-        values["patience"] = stop.patience if stop else 0
-        values["min_delta"] = stop.min_delta if stop else 0.0
-        return values
-
-
-TrainingConfig = _with_method_params(_TrainingConfig, "training")
-
-
-class BaselinesConfig(Strict):
-    mode: Literal["matched", "tuned"] = "matched"
-    trials: Annotated[int, Field(ge=1, le=10000)] = 10
-
-
-class RangeParam(Strict):
-    low: float
-    high: float
-    log: bool = False
-    step: float | None = None
-
-    @model_validator(mode="after")
-    def _ordered(self) -> RangeParam:
-        if self.low > self.high:
-            raise ValueError(f"inverted range: low ({self.low:g}) is above high ({self.high:g})")
-        if self.log and self.low <= 0:
-            raise ValueError("a log range needs low > 0")
-        if self.log and self.step is not None:
-            raise ValueError("`step` and `log: true` cannot be combined")
-        if self.step is not None and self.step <= 0:
-            raise ValueError("`step` must be positive")
-        return self
-
-
-class ChoicesParam(Strict):
-    choices: Annotated[list[Any], Field(min_length=1)]
-
-
-class SubsetRule(Strict):
-    min_size: Annotated[int, Field(ge=1)] = 2
-    max_size: Annotated[int, Field(ge=1)] | None = None
-    include: list[str] = Field(default_factory=list)
-    exclude: list[str] = Field(default_factory=list)
-
-
-class SubsetsParam(Strict):
-    subsets: SubsetRule
-
-
-class ConfirmConfig(Strict):
-    """Once the search has its trials, the ``top`` best configurations by validation are
-    trained again with ``seeds`` fresh seeds (their baselines too, paired by seed)."""
-
-    top: Annotated[int, Field(ge=0, le=100)] = 1  # 0: no confirmation
-    seeds: Annotated[int, Field(ge=2, le=100)] = 3
-
-
-class SearchConfig(Strict):
-    n_trials: Annotated[int, Field(ge=1)] = 20
-    timeout: Annotated[float, Field(gt=0)] | None = None
-    sampler: Literal["tpe", "random", "grid", "cmaes", "nsga2", "gp"] = "tpe"
-    pruner: Literal["none", "median", "hyperband"] = "median"
-    objective: Literal["delta_m", "per_task"] = "delta_m"
-    space: dict[str, RangeParam | ChoicesParam | SubsetsParam] = Field(default_factory=dict)
-    # a worker that sends no heartbeat for 2 x heartbeat_s seconds is taken for dead: its
-    # trial is failed, its MLflow runs are closed, and the trial is retried (at most retries)
-    heartbeat_s: Annotated[int, Field(ge=1, le=3600)] = 20
-    retries: Annotated[int, Field(ge=0, le=100)] = 2
-    # how long a call to an unreachable store (MLflow tracking, Optuna database) is retried
-    # with backoff before the sweep stops with a message; completed trials keep their record
-    store_retry_s: Annotated[float, Field(ge=0, le=86400)] = 120
-    # epochs before the pruner may act (default: about a third of training.epochs)
-    pruner_warmup: Annotated[int, Field(ge=0, le=10000)] | None = None
-    # re-train the best configurations with fresh seeds; null (or top: 0) turns it off
-    confirm: ConfirmConfig | None = Field(default_factory=ConfirmConfig)
-
-    @property
-    def confirms(self) -> bool:
-        return self.confirm is not None and self.confirm.top > 0
-
-    @property
-    def multi_objective(self) -> bool:
-        return self.objective == "per_task"
-
-    @property
-    def effective_pruner(self) -> str:
-        """Optuna cannot prune multi-objective trials: per_task runs unpruned."""
-        return "none" if self.multi_objective else self.pruner
-
-
-class StudySpec(Strict):
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    seed: int = 0
-    workdir: str = ".sweeps"
-    tracking_uri: str | None = None
-    storage: str | None = None
-    tasks: Annotated[dict[str, TaskConfig], Field(min_length=1)]
-    features: dict[str, TextFeatureConfig] = Field(default_factory=dict)
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    training: TrainingConfig = Field(default_factory=TrainingConfig)
-    baselines: BaselinesConfig = Field(default_factory=BaselinesConfig)
-    search: SearchConfig = Field(default_factory=SearchConfig)
-
-    # set by load_spec: where the file lives (relative paths are relative to it)
-    source: Path | None = Field(default=None, exclude=True)
-
-    @field_validator("tracking_uri", "storage")
-    @classmethod
-    def _expand_environment(cls, value: str | None) -> str | None:
-        """``${VAR}`` in a store URI comes from the environment (keeps passwords out of files)."""
-        if value is None:
-            return None
-        expanded = os.path.expandvars(value)
-        unset = re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", expanded)
-        if unset:
-            raise ValueError(f"environment variable {unset[0]} is not set")
-        return expanded
-
-    @field_validator("tasks", mode="before")
-    @classmethod
-    def _task_names(cls, tasks: Any) -> Any:
-        for name in tasks if isinstance(tasks, dict) else ():
-            if not TASK_NAME.match(str(name)):
-                raise ValueError(f"task name {name!r} must match [a-z0-9_]+")
-        return tasks
-
-    @property
-    def base_dir(self) -> Path:
-        return self.source.parent if self.source else Path.cwd()
-
-    @property
-    def task_names(self) -> list[str]:
-        return sorted(self.tasks)
-
-    @property
-    def pruner_warmup(self) -> int:
-        """Epochs before any pruning: ``search.pruner_warmup``, else about a third of the
-        epochs (at least one)."""
-        if self.search.pruner_warmup is not None:
-            return self.search.pruner_warmup
-        return max(1, round(self.training.epochs / 3))
-
-    def resolve(self, path: str) -> Path:
-        p = Path(path).expanduser()
-        return p if p.is_absolute() else (self.base_dir / p).resolve()
-
-    @property
-    def workdir_path(self) -> Path:
-        return self.resolve(self.workdir)
-
-    @property
-    def tracking(self) -> str:
-        return self.tracking_uri or f"sqlite:///{self.workdir_path / 'mlflow.db'}"
-
-    @property
-    def optuna_storage(self) -> str:
-        return self.storage or f"sqlite:///{self.workdir_path / 'optuna.db'}"
-
-    @property
-    def embedded(self) -> bool:
-        """True when the tracking store is the default local SQLite file."""
-        return self.tracking_uri is None
+from sweeps.schema import (
+    METRICS,
+    TASK_NAME,
+    BaselinesConfig,
+    ChoicesParam,
+    ConfirmConfig,
+    EarlyStopping,
+    ModelConfig,
+    RangeParam,
+    SearchConfig,
+    SplitFiles,
+    SplitFractions,
+    Strict,
+    StudySpec,
+    SubsetRule,
+    SubsetsParam,
+    TaskConfig,
+    TaskTypeName,
+    TextFeatureConfig,
+    TrainingConfig,
+)
+from sweeps.space import check_space
+
+__all__ = [
+    "TASK_NAME",
+    "TaskTypeName",
+    "METRICS",
+    "Strict",
+    "SplitFractions",
+    "SplitFiles",
+    "TaskConfig",
+    "TextFeatureConfig",
+    "ModelConfig",
+    "EarlyStopping",
+    "TrainingConfig",
+    "BaselinesConfig",
+    "RangeParam",
+    "ChoicesParam",
+    "SubsetRule",
+    "SubsetsParam",
+    "ConfirmConfig",
+    "SearchConfig",
+    "StudySpec",
+    "check_spec",
+    "load_spec",
+]
 
 
 def load_spec(path: str | Path) -> StudySpec:
@@ -416,8 +94,6 @@ def load_spec(path: str | Path) -> StudySpec:
 
 def check_spec(spec: StudySpec) -> list[tuple[tuple, str]]:
     """Cross-field checks pydantic cannot express field by field: (location, message) pairs."""
-    from sweeps.space import check_space  # the space knows the fields it can sample
-
     problems: list[tuple[tuple, str]] = []
     names = set(spec.tasks)
     for task in spec.training.weights:

@@ -8,7 +8,6 @@ baseline be reused across task combinations.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from mtl_core.data.features import FeatureSpace, TextFeatures
 from mtl_core.data.prepare import TaskData, TaskFrame, prepare_tasks
 from mtl_core.data.readers import DataError, read_arrays, read_table
 from sweeps.errors import StudyError
-from sweeps.spec import SplitFiles, StudySpec, TaskConfig, TextFeatureConfig
+from sweeps.schema import SplitFiles, StudySpec, TaskConfig, TextFeatureConfig
 
 
 @dataclass
@@ -75,7 +74,7 @@ def load_study_data(spec: StudySpec) -> StudyData:
     try:
         prepared, space = prepare_tasks(frames, text, seed=spec.seed)
     except DataError as exc:
-        raise StudyError(_locate(spec, str(exc))) from None
+        raise StudyError(_locate(spec, exc)) from None
     prepared.update(_array_tasks(spec, arrays))
     data = StudyData({n: prepared[n] for n in spec.task_names}, space, fingerprints)
     _remember(_CACHE, key, data)
@@ -237,23 +236,18 @@ def _array_tasks(spec: StudySpec, arrays: dict[str, dict]) -> dict[str, TaskData
     return out
 
 
-def _locate(spec: StudySpec, message: str) -> str:
-    """Prefix a data error with the task it concerns, as a dotted field, and the file."""
-    for name in spec.task_names:
-        prefix = f"task {name!r}: "
-        if not message.startswith(prefix):
-            continue
-        task, rest = spec.tasks[name], message[len(prefix) :]
-        source = task.path
-        if isinstance(task.split, SplitFiles):
-            found = re.search(r"\((train|valid|test) split\)", rest)
-            part = found.group(1) if found else "train"
-            source = getattr(task.split, part)
-            if isinstance(source, float):  # validation rows carved from the training file
-                source = task.split.train
-        shown = source if task.builtin is not None else spec.resolve(source).name
-        return f"tasks.{name}: {shown}: {rest}"
-    return message
+def _locate(spec: StudySpec, exc: DataError) -> str:
+    """A data error as the study field of its task and the file it concerns."""
+    if exc.task not in spec.tasks:
+        return str(exc)
+    task = spec.tasks[exc.task]
+    source = task.path
+    if isinstance(task.split, SplitFiles):
+        source = getattr(task.split, exc.split or "train")
+        if isinstance(source, float):  # validation rows carved from the training file
+            source = task.split.train
+    shown = source if task.builtin is not None else spec.resolve(source).name
+    return f"tasks.{exc.task}: {shown}: {exc.reason}"
 
 
 def _cache_key(spec: StudySpec, contents: dict) -> str:

@@ -13,12 +13,16 @@ import sys
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from sweeps import record
 from sweeps.interrupts import atomic
+
+if TYPE_CHECKING:
+    from sweeps.schema import StudySpec
 
 logging.getLogger("mlflow").setLevel(logging.WARNING)  # no INFO lines about creating tables
 # against a server, MLflow prints "View run ... at: URL" on every run it ends: sweeps has its own
@@ -164,13 +168,13 @@ class Tracker:
         """The study's parent run: found again by its tag, created on the first start, and
         marked RUNNING again when ``reopen``. Workers starting a fresh study at the same moment
         may each create one: the earliest stays, the others are deleted."""
-        query = f"tags.`mtl.kind` = 'study' and tags.`mtl.study` = '{_quote(name)}'"
+        query = record.of_kind(record.STUDY_RUN, **{record.STUDY: name})
         runs = self.search(query)
         if not runs:
             created = self.client.create_run(
                 self.experiment_id,
                 run_name=f"study {name}",
-                tags={"mtl.kind": "study", "mtl.study": name},
+                tags={record.KIND: record.STUDY_RUN, record.STUDY: name},
             ).info.run_id
             runs = self.search(query)
             first = min(runs, key=lambda r: (r.info.start_time, r.info.run_id))
@@ -241,7 +245,7 @@ class Tracker:
                     file=sys.stderr,
                     flush=True,
                 )
-            self.log(run_id, tags={"mtl.artifact_error": f"{Path(path).name}: {reason}"[:5000]})
+            self.log(run_id, tags={record.ARTIFACT_ERROR: f"{Path(path).name}: {reason}"[:5000]})
             return False
 
     # queries ------------------------------------------------------------------------------
@@ -260,8 +264,7 @@ class Tracker:
     def find_baseline(self, key: str) -> Any | None:
         """A finished baseline run recorded under this key, or None."""
         runs = self.search(
-            f"tags.`mtl.kind` = 'baseline' and tags.`mtl.baseline_key` = '{_quote(key)}' "
-            "and attributes.status = 'FINISHED'"
+            record.of_kind(record.BASELINE, "FINISHED", **{record.BASELINE_KEY: key})
         )
         return min(runs, key=lambda r: r.info.start_time) if runs else None
 
@@ -271,5 +274,9 @@ def _param_value(value: Any) -> str:
     return text if len(text) <= PARAM_LIMIT else text[: PARAM_LIMIT - 3] + "..."
 
 
-def _quote(value: str) -> str:
-    return value.replace("'", "\\'")
+def open_tracker(spec: StudySpec) -> Tracker:
+    """The study's tracker (artifacts next to an embedded store)."""
+    artifacts = spec.workdir_path / "artifacts" if spec.embedded else None
+    if spec.embedded:
+        spec.workdir_path.mkdir(parents=True, exist_ok=True)
+    return Tracker(spec.tracking, spec.name, artifacts, spec.search.store_retry_s)

@@ -19,10 +19,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sweeps import record
+
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from sweeps.spec import StudySpec
+    from sweeps.schema import StudySpec
 
 
 @dataclass
@@ -66,14 +68,13 @@ class PairMatrix:
 def pair_matrix(tasks: Sequence[str], runs: Iterable[Any], split: str = "test") -> PairMatrix:
     """The matrix from MLflow runs (FINISHED trial or transfer runs with ``mtl.tasks``), of
     test Δ (``delta/i``, to report) or validation Δ (``selected/valid/delta/i``, to choose)."""
-    prefix = "delta/" if split == "test" else "selected/valid/delta/"
     matrix = PairMatrix(list(tasks))
     for run in runs:
-        pair = run.data.tags.get("mtl.tasks", "").split(",")
+        pair = record.tasks_of(run)
         if len(pair) != 2 or not set(pair) <= set(tasks):
             continue
         for i, j in (pair, pair[::-1]):
-            value = run.data.metrics.get(f"{prefix}{i}")
+            value = run.data.metrics.get(record.pair_delta(split, i))
             if value is not None:
                 matrix.values.setdefault(i, {}).setdefault(j, []).append(value)
     return matrix
@@ -81,26 +82,20 @@ def pair_matrix(tasks: Sequence[str], runs: Iterable[Any], split: str = "test") 
 
 def pair_runs(client: Any, experiment_id: str) -> list[Any]:
     """Every finished trial and transfer run of the experiment."""
-    from sweeps.record import search_all
-
     return [
         run
-        for kind in ("trial", "transfer")
-        for run in search_all(
-            client, experiment_id, f"attributes.status = 'FINISHED' and tags.`mtl.kind` = '{kind}'"
-        )
+        for kind in (record.TRIAL, record.TRANSFER)
+        for run in record.search_all(client, experiment_id, record.of_kind(kind, "FINISHED"))
     ]
 
 
 def study_pair_runs(spec: StudySpec) -> list[Any]:
     """The finished trial and transfer runs of a study ([] before its store exists)."""
-    if spec.embedded and not (spec.workdir_path / "mlflow.db").exists():
-        return []
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(spec.tracking)
-    experiment = client.get_experiment_by_name(spec.name)
-    return pair_runs(client, experiment.experiment_id) if experiment else []
+    return [
+        run
+        for kind in (record.TRIAL, record.TRANSFER)
+        for run in record.study_search(spec, record.of_kind(kind, "FINISHED"))
+    ]
 
 
 def print_matrix(matrix: PairMatrix, console: Console, title: str) -> None:

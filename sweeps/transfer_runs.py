@@ -22,11 +22,12 @@ import optuna
 from rich.console import Console
 
 from mtl_core.train import fit
+from sweeps import record
 from sweeps.baselines import Baselines
 from sweeps.masking import mask
 from sweeps.runner import open_tracker, study_params
+from sweeps.schema import StudySpec
 from sweeps.space import TrialConfig, fixed_config, sample
-from sweeps.spec import StudySpec
 from sweeps.study_data import load_study_data
 from sweeps.study_state import best_of
 from sweeps.transfer_matrix import PairMatrix, pair_matrix, print_matrix
@@ -54,8 +55,7 @@ def run_transfer(spec: StudySpec, settings: str, console: Console) -> PairMatrix
         key = _key(spec, data, pair, config)
         key_of[pair] = key
         found = tracker.search(
-            f"tags.`mtl.kind` = 'transfer' and tags.`mtl.transfer_key` = '{key}' "
-            "and attributes.status = 'FINISHED'"
+            record.of_kind(record.TRANSFER, "FINISHED", **{record.TRANSFER_KEY: key})
         )
         if found:
             console.print(f"  {','.join(pair)}: reused")
@@ -63,10 +63,10 @@ def run_transfer(spec: StudySpec, settings: str, console: Console) -> PairMatrix
         with console.status(f"  {','.join(pair)}: training"):
             seconds = _train_pair(spec, data, tracker, parent, baselines, pair, config, key, label)
         console.print(f"  {','.join(pair)}: trained in {seconds:.1f} s")
-    runs = tracker.search("tags.`mtl.kind` = 'transfer' and attributes.status = 'FINISHED'")
+    runs = tracker.search(record.of_kind(record.TRANSFER, "FINISHED"))
     keys = set(key_of.values())
     matrix = pair_matrix(
-        spec.task_names, [r for r in runs if r.data.tags.get("mtl.transfer_key") in keys]
+        spec.task_names, [r for r in runs if r.data.tags.get(record.TRANSFER_KEY) in keys]
     )
     path = spec.workdir_path / "transfer_matrix.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,11 +119,11 @@ def _key(spec: StudySpec, data, pair, config: TrialConfig) -> str:
 def _train_pair(spec, data, tracker, parent, baselines, pair, config, key, label) -> float:
     started = time.perf_counter()
     tags = {
-        "mtl.kind": "transfer",
-        "mtl.study": spec.name,
-        "mtl.tasks": ",".join(pair),
-        "mtl.transfer_key": key,
-        "mtl.settings": label,
+        record.KIND: record.TRANSFER,
+        record.STUDY: spec.name,
+        record.TASKS: ",".join(pair),
+        record.TRANSFER_KEY: key,
+        record.SETTINGS: label,
     }
     run_id = tracker.start_run(f"transfer {','.join(pair)}", parent, tags, config.params)
     try:
@@ -137,11 +137,9 @@ def _train_pair(spec, data, tracker, parent, baselines, pair, config, key, label
             )
         summary = _summarise(results, per_seed)
     except BaseException as exc:
-        tracker.end_run(
-            run_id, "FAILED", {"mtl.error": mask(f"{type(exc).__name__}: {exc}")[:5000]}
-        )
+        tracker.end_run(run_id, "FAILED", record.failure(exc))
         raise
-    metrics = summary.metrics + [("time/trial_s", time.perf_counter() - started, 0)]
+    metrics = summary.metrics + [(record.TRIAL_S, time.perf_counter() - started, 0)]
     tracker.log(run_id, metrics=metrics)
     tracker.end_run(run_id, "FINISHED")
     return time.perf_counter() - started

@@ -28,12 +28,14 @@ import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
 from mtl_core import transfer
+from mtl_core.schedules import total_epochs
 from mtl_core.train import Callback, EpochLog, FitResult, TrainingDiverged, fit
+from sweeps import record
 from sweeps.baselines import Baseline, Baselines
 from sweeps.masking import mask
 from sweeps.progress import Reporter
+from sweeps.schema import StudySpec
 from sweeps.space import TrialConfig, sample, trial_problems
-from sweeps.spec import StudySpec
 from sweeps.study_data import StudyData
 from sweeps.tracking import Tracker, TrackingUnavailable
 
@@ -89,8 +91,7 @@ class _Record(Callback):
     def on_train_start(self, tasks, config) -> None:
         # sequential training runs `epochs` epochs per task; the pruner compares trials at the
         # same step, so it sees only the last task's phase, numbered 1..epochs like the others
-        if config.schedule == "sequential":
-            self.offset = config.epochs * (len(tasks) - 1)
+        self.offset = _phase_offset(config.schedule, config.epochs, len(tasks))
 
     def on_epoch_end(self, log: EpochLog) -> None:
         e = log.epoch
@@ -129,33 +130,33 @@ def _epoch_metrics(
     mean = statistics.fmean
     first = logs[0]
     out = [
-        (f"valid/{t}/{m}", mean(log.valid[t][m] for log in logs), e)
+        (record.valid(t, m), mean(log.valid[t][m] for log in logs), e)
         for t, scores in first.valid.items()
         for m in scores
     ]
     out += [
-        (f"train/{t}/loss", mean(log.train_loss[t] for log in logs), e) for t in first.train_loss
+        (record.train_loss(t), mean(log.train_loss[t] for log in logs), e) for t in first.train_loss
     ]
-    out += [(f"weight/{t}", mean(log.weights[t] for log in logs), e) for t in first.weights]
+    out += [(record.weight(t), mean(log.weights[t] for log in logs), e) for t in first.weights]
     norms = [log.grad_norm for log in logs if log.grad_norm]
     if norms:
-        out += [(f"grad_norm/{k}", mean(n[k] for n in norms), e) for k in norms[0]]
+        out += [(record.grad_norm(k), mean(n[k] for n in norms), e) for k in norms[0]]
     cosines = [log.grad_cos for log in logs if log.grad_cos]
     if cosines:
         out += [
-            (f"grad_cos/{i}/{j}", mean(c[i][j] for c in cosines), e)
+            (record.grad_cos(i, j), mean(c[i][j] for c in cosines), e)
             for i in cosines[0]
             for j in cosines[0][i]
         ]
     measured = [log.affinity for log in logs if log.affinity]
     if measured:  # Z(i→j): how much a step on i's loss lowers j's (see mtl_core.affinity)
         out += [
-            (f"affinity/{i}/{j}", mean(a[i][j] for a in measured), e)
+            (record.affinity(i, j), mean(a[i][j] for a in measured), e)
             for i in measured[0]
             for j in measured[0][i]
         ]
-    out += [(f"valid/delta/{t}", mean(d[t] for d in paired), e) for t in paired[0]]
-    out.append(("valid/delta_m_by_epoch", mean(transfer.delta_m(d) for d in paired), e))
+    out += [(record.valid_delta(t), mean(d[t] for d in paired), e) for t in paired[0]]
+    out.append((record.VALID_DELTA_M_BY_EPOCH, mean(transfer.delta_m(d) for d in paired), e))
     return out
 
 
@@ -213,18 +214,18 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
         raise SurplusTrial(f"trial {trial.number}: the study already has its trials")
     config: TrialConfig = sample(trial, spec)
     tags = {
-        "mtl.kind": "trial",
-        "mtl.trial_number": str(trial.number),
-        "mtl.tasks": ",".join(config.tasks),
-        "mtl.state": "RUNNING",
-        "mtl.study": spec.name,
-        "mtl.worker": WORKER,
+        record.KIND: record.TRIAL,
+        record.TRIAL_NUMBER: str(trial.number),
+        record.TASKS: ",".join(config.tasks),
+        record.STATE: "RUNNING",
+        record.STUDY: spec.name,
+        record.WORKER: WORKER,
     }
     retry_of = RetryHeartbeatStaleTrialCallback.retried_trial_number(
         ctx.study.get_trials(deepcopy=False)[trial.number]
     )
     if retry_of is not None:
-        tags["mtl.retry_of"] = str(retry_of)
+        tags[record.RETRY_OF] = str(retry_of)
     run_id = ctx.tracker.start_run(f"trial {trial.number}", ctx.parent_run, tags, config.params)
     trial.set_user_attr("mlflow_run_id", run_id)
     trial.set_user_attr("worker", WORKER)
@@ -240,11 +241,8 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
         metrics = summary.metrics
         if len(seeds) > 1:
             metrics += _mean_curves(results, baselines, sequential_offset(config))
-        metrics += [
-            ("time/train_s", times["train"], 0),
-            ("time/baseline_s", times["baseline"], 0),
-            ("time/trial_s", time.perf_counter() - started, 0),
-        ]
+        seconds = time.perf_counter() - started
+        metrics += record.time_metrics(times["train"], times["baseline"], seconds)
         ctx.tracker.log(run_id, metrics=metrics)
         if config.training.diagnostics_every > 0:
             from sweeps.trial_diagnostics import log_diagnostics
@@ -256,15 +254,11 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
         if affinity:
             trial.set_user_attr("affinity", affinity)
             _log_affinity_csv(ctx.tracker, run_id, affinity)
-        ctx.tracker.end_run(run_id, "FINISHED", {"mtl.state": "COMPLETE"})
+        ctx.tracker.end_run(run_id, "FINISHED", {record.STATE: "COMPLETE"})
         trial.set_user_attr("delta_m", summary.delta_m)
         trial.set_user_attr("valid_delta_m", summary.valid_delta_m)
         trial.set_user_attr("deltas", summary.deltas)
-        significance = {
-            name.split("/")[1].removesuffix("_significant"): value
-            for name, value, _ in summary.metrics
-            if name.startswith("delta/") and name.endswith("_significant")
-        }
+        significance = record.significance({name: v for name, v, _ in summary.metrics})
         if significance:  # +1 / -1: the 95% interval over seeds excludes zero; 0: noise
             trial.set_user_attr("significant", significance)
         ctx.outcomes.append(
@@ -333,10 +327,10 @@ def fit_seeds(
             ctx.tracker.log(
                 run_id,
                 metrics=ctx.baselines.data_of(config).coverage(config.tasks),
-                tags={f"mtl.baseline_run.{t}": b.run_id for t, b in per_task.items()},
+                tags={record.baseline_run_tag(t): b.run_id for t, b in per_task.items()},
             )
         ctx.reporter.phase(",".join(config.tasks) + suffix)
-        record = _Record(
+        logger = _Record(
             ctx,
             trial,
             run_id,
@@ -350,7 +344,7 @@ def fit_seeds(
         data = ctx.baselines.data_of(config)
         reference = {t: b.valid for t, b in per_task.items()}
         result = fit(
-            data.subset(config.tasks), config.train_config(seed), [record], teachers, reference
+            data.subset(config.tasks), config.train_config(seed), [logger], teachers, reference
         )
         times["train"] += result.train_seconds
         results.append(result)
@@ -378,23 +372,23 @@ def _summarise(results: list[FitResult], baselines: list[dict[str, Baseline]]) -
         out.append((name, mean, 0))
         if k > 1:  # a metric undefined on a split (auc with one class present) stays NaN
             std = statistics.stdev(values) if all(map(math.isfinite, values)) else math.nan
-            out.append((f"{name}_std", std, 0))
+            out.append((name + record.STD, std, 0))
             if significance:
                 half = _t975(k - 1) * std / math.sqrt(k)
-                out.append((f"{name}_ci95", half, 0))
+                out.append((name + record.CI95, half, 0))
                 sign = (
                     0.0 if abs(mean) <= half or not math.isfinite(half) else math.copysign(1, mean)
                 )
-                out.append((f"{name}_significant", sign, 0))
+                out.append((name + record.SIGNIFICANT, sign, 0))
         return mean
 
     for t in tasks:
         for m in results[0].test[t]:
-            add(f"test/{t}/{m}", [r.test[t][m] for r in results])
-        add(f"baseline/{t}/{metric_of[t]}", [b[t].test for b in baselines])
+            add(record.test(t, m), [r.test[t][m] for r in results])
+        add(record.baseline(t, metric_of[t]), [b[t].test for b in baselines])
         for m in results[0].valid[t]:
-            add(f"selected/valid/{t}/{m}", [r.valid[t][m] for r in results])
-        add(f"baseline/valid/{t}/{metric_of[t]}", [b[t].valid for b in baselines])
+            add(record.selected_valid(t, m), [r.valid[t][m] for r in results])
+        add(record.baseline_valid(t, metric_of[t]), [b[t].valid for b in baselines])
     per_seed_test = [
         transfer.deltas(r.primary("test"), {t: b[t].test for t in tasks}, metric_of)
         for r, b in zip(results, baselines, strict=True)
@@ -403,13 +397,13 @@ def _summarise(results: list[FitResult], baselines: list[dict[str, Baseline]]) -
         transfer.deltas(r.primary("valid"), {t: b[t].valid for t in tasks}, metric_of)
         for r, b in zip(results, baselines, strict=True)
     ]
-    deltas = {t: add(f"delta/{t}", [d[t] for d in per_seed_test], True) for t in tasks}
-    delta_m = add("delta_m", [transfer.delta_m(d) for d in per_seed_test], True)
+    deltas = {t: add(record.delta(t), [d[t] for d in per_seed_test], True) for t in tasks}
+    delta_m = add(record.DELTA_M, [transfer.delta_m(d) for d in per_seed_test], True)
     valid_deltas = {
-        t: add(f"selected/valid/delta/{t}", [d[t] for d in per_seed_valid], True) for t in tasks
+        t: add(record.selected_valid_delta(t), [d[t] for d in per_seed_valid], True) for t in tasks
     }
-    valid_delta_m = add("valid/delta_m", [transfer.delta_m(d) for d in per_seed_valid], True)
-    add("best_epoch", [float(r.best_epoch) for r in results])
+    valid_delta_m = add(record.VALID_DELTA_M, [transfer.delta_m(d) for d in per_seed_valid], True)
+    add(record.BEST_EPOCH, [float(r.best_epoch) for r in results])
     # the split said in the name (the same values as delta/TASK and delta_m)
     out += [
         ("test/" + name, value, step)
@@ -436,9 +430,12 @@ def _mean_curves(
 def sequential_offset(config: TrialConfig) -> int:
     """Epochs before a sequential schedule's last phase (0 for other schedules): from there on
     its epochs are paired with the baselines' epochs 1, 2, ..."""
-    if config.training.schedule != "sequential":
-        return 0
-    return config.training.epochs * (len(config.tasks) - 1)
+    return _phase_offset(config.training.schedule, config.training.epochs, len(config.tasks))
+
+
+def _phase_offset(schedule: str, epochs: int, n_tasks: int) -> int:
+    """Epochs before the last task's phase of a schedule that trains ``epochs`` per task."""
+    return total_epochs(schedule, epochs, n_tasks) - epochs
 
 
 def mean_affinity(results: list[FitResult]) -> dict[str, dict[str, float]] | None:
@@ -478,10 +475,6 @@ def _close(
     state: str,
     reason: str,
 ) -> None:
-    metrics = [
-        ("time/train_s", times["train"], 0),
-        ("time/baseline_s", times["baseline"], 0),
-        ("time/trial_s", time.perf_counter() - started, 0),
-    ]
-    ctx.tracker.log(run_id, metrics=metrics)
-    ctx.tracker.end_run(run_id, status, {"mtl.state": state, "mtl.error": mask(reason)[:5000]})
+    seconds = time.perf_counter() - started
+    ctx.tracker.log(run_id, metrics=record.time_metrics(times["train"], times["baseline"], seconds))
+    ctx.tracker.end_run(run_id, status, {record.STATE: state, **record.error_tag(reason)})

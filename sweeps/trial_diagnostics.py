@@ -20,6 +20,7 @@ from pathlib import Path
 
 from mtl_core.diagnostics import compatible, cross_task_scores, feature_importance, top_features
 from mtl_core.train import FitResult, fit, single_task_config
+from sweeps import record
 from sweeps.space import TrialConfig
 from sweeps.study_data import StudyData
 from sweeps.tracking import Tracker
@@ -48,7 +49,7 @@ def log_diagnostics(
         rho = float(spearmanr(multi, own).statistic)
         report["single"][t] = top_features(own, names)
         report["spearman"][t] = rho
-        metrics.append((f"features/{t}/spearman", rho, 0))
+        metrics.append((record.feature_spearman(t), rho, 0))
     device = next(result.model.parameters()).device
     for a in tasks:
         for b in tasks:
@@ -57,10 +58,10 @@ def log_diagnostics(
                 continue
             via_multi = cross_task_scores(result.model, b, spec_b, data.tasks[a], "test", device)
             via_single = cross_task_scores(singles[b], b, spec_b, data.tasks[a], "test", device)
-            metrics += [(f"cross/{a}_via_{b}/{m}", v, 0) for m, v in via_multi.items()]
-            metrics += [(f"cross_single/{a}_via_{b}/{m}", v, 0) for m, v in via_single.items()]
+            metrics += [(record.cross(a, b, m), v, 0) for m, v in via_multi.items()]
+            metrics += [(record.cross(a, b, m, single=True), v, 0) for m, v in via_single.items()]
     seconds = time.perf_counter() - started
-    metrics.append(("time/diagnostics_s", seconds, 0))
+    metrics.append((record.DIAGNOSTICS_S, seconds, 0))
     tracker.log(run_id, metrics=metrics)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "features.json"

@@ -19,8 +19,8 @@ from typing import Any
 import optuna
 
 from mtl_core.tasks import higher_is_better
+from sweeps.schema import StudySpec
 from sweeps.space import TrialConfig, config_from_params, sample, tuning_space
-from sweeps.spec import StudySpec
 from sweeps.study_data import StudyData, data_for
 
 

@@ -15,6 +15,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sweeps import record
+from sweeps.record import is_complete, tasks_of
+
 SETTINGS = (
     "model.architecture",
     "model.hidden_size",
@@ -89,40 +92,32 @@ def estimate(run: Any, name: str) -> Estimate | None:
     return Estimate(
         metrics[name],
         seeds_of(run),
-        metrics.get(f"{name}_ci95"),
-        metrics.get(f"{name}_significant"),
+        metrics.get(name + record.CI95),
+        metrics.get(name + record.SIGNIFICANT),
     )
-
-
-def tasks_of(run: Any) -> list[str]:
-    return [t for t in run.data.tags.get("mtl.tasks", "").split(",") if t]
-
-
-def is_complete(run: Any) -> bool:
-    return run.info.status == "FINISHED" and run.data.tags.get("mtl.state") == "COMPLETE"
 
 
 def best_by_validation(runs: Iterable[Any]) -> Any | None:
     """The complete run with the highest ``valid/delta_m`` (ties: the lower trial number)."""
-    scored = [r for r in runs if is_complete(r) and estimate(r, "valid/delta_m") is not None]
+    scored = [r for r in runs if is_complete(r) and estimate(r, record.VALID_DELTA_M) is not None]
     if not scored:
         return None
     return max(
         scored,
-        key=lambda r: (r.data.metrics["valid/delta_m"], -_number(r)),
+        key=lambda r: (r.data.metrics[record.VALID_DELTA_M], -_number(r)),
     )
 
 
 def _number(run: Any) -> int:
     tags = run.data.tags
-    return int(tags.get("mtl.trial_number", tags.get("mtl.confirms", -1)))
+    return int(tags.get(record.TRIAL_NUMBER, tags.get(record.CONFIRMS, -1)))
 
 
 def pick_winner(trial_runs: Sequence[Any], confirm_runs: Sequence[Any] = ()) -> Winner | None:
     confirmed = best_by_validation(confirm_runs)
     by_number = {_number(r): r for r in trial_runs if is_complete(r)}
     if confirmed is not None:
-        number = int(confirmed.data.tags["mtl.confirms"])
+        number = int(confirmed.data.tags[record.CONFIRMS])
         trial = by_number.get(number)
         source = confirmed
     else:
@@ -138,11 +133,15 @@ def pick_winner(trial_runs: Sequence[Any], confirm_runs: Sequence[Any] = ()) -> 
         confirmed.info.run_id if confirmed is not None else None,
         tasks,
         {k: params[k] for k in SETTINGS if k in params},
-        estimate(source, "valid/delta_m"),  # type: ignore[arg-type]
-        estimate(source, "delta_m") or Estimate(math.nan, seeds_of(source)),
-        {t: e for t in tasks if (e := estimate(source, f"delta/{t}")) is not None},
-        {t: e for t in tasks if (e := estimate(source, f"selected/valid/delta/{t}")) is not None},
-        trial.data.metrics.get("valid/delta_m") if trial is not None else None,
+        estimate(source, record.VALID_DELTA_M),  # type: ignore[arg-type]
+        estimate(source, record.DELTA_M) or Estimate(math.nan, seeds_of(source)),
+        {t: e for t in tasks if (e := estimate(source, record.delta(t))) is not None},
+        {
+            t: e
+            for t in tasks
+            if (e := estimate(source, record.selected_valid_delta(t))) is not None
+        },
+        trial.data.metrics.get(record.VALID_DELTA_M) if trial is not None else None,
         "" if confirmed is not None else _confirm_note(confirm_runs),
     )
 
@@ -153,8 +152,8 @@ def _confirm_note(confirm_runs: Sequence[Any]) -> str:
         return ""
     run = failed[-1]
     return (
-        f"confirmation of trial {run.data.tags.get('mtl.confirms')} did not finish: "
-        f"{run.data.tags.get('mtl.error', run.info.status)[:300]}"
+        f"confirmation of trial {run.data.tags.get(record.CONFIRMS)} did not finish: "
+        f"{run.data.tags.get(record.ERROR, run.info.status)[:300]}"
     )
 
 
@@ -163,8 +162,8 @@ def baseline_share(runs: Iterable[Any]) -> tuple[float, float]:
     baseline = total = 0.0
     for run in runs:
         metrics = run.data.metrics
-        baseline += metrics.get("time/baseline_s", 0.0)
-        total += metrics.get("time/trial_s", 0.0)
+        baseline += metrics.get(record.BASELINE_S, 0.0)
+        total += metrics.get(record.TRIAL_S, 0.0)
     return baseline, total
 
 
@@ -180,20 +179,20 @@ def share_text(runs: Iterable[Any]) -> str:
 
 def study_runs(spec: Any) -> dict[str, list[Any]]:
     """The study's trial, confirm and baseline runs from MLflow (empty before its store)."""
-    out: dict[str, list[Any]] = {"trial": [], "confirm": [], "baseline": []}
+    out: dict[str, list[Any]] = {record.TRIAL: [], record.CONFIRM: [], record.BASELINE: []}
     if spec.embedded and not (spec.workdir_path / "mlflow.db").exists():
         return out
     from mlflow.tracking import MlflowClient
-
-    from sweeps.record import search_all
 
     client = MlflowClient(spec.tracking)
     experiment = client.get_experiment_by_name(spec.name)
     if experiment is None:
         return out
-    runs = search_all(client, experiment.experiment_id, "tags.`mtl.kind` != 'study'")
+    runs = record.search_all(
+        client, experiment.experiment_id, record.where(not_kind=record.STUDY_RUN)
+    )
     for run in runs:
-        kind = run.data.tags.get("mtl.kind")
+        kind = record.kind_of(run)
         if kind in out:
             out[kind].append(run)
     return out

@@ -110,7 +110,7 @@ def prepare_tasks(
         try:
             checked[name] = _check(task, kinds)
         except DataError as exc:
-            raise DataError(f"task {name!r}: {exc}") from exc
+            raise exc.within(task=name) from exc
     tables: dict[tuple, list[str]] = {}
     for name, task in tasks.items():
         tables.setdefault(_table_key(task), []).append(name)
@@ -122,13 +122,13 @@ def prepare_tasks(
         try:
             frames = _split_table([(tasks[n], checked[n]) for n in names], seed)
         except DataError as exc:
-            raise DataError(f"task {names[0]!r}: {exc}") from exc
+            raise exc.within(task=names[0]) from exc
         for name in names:
             raw[name] = {s: _raw_labels(tasks[name], frames[s]) for s in SPLITS}
             try:
                 specs[name], labelled[name] = _spec(name, tasks[name], checked[name], raw[name])
             except DataError as exc:
-                raise DataError(f"task {name!r}: {exc}") from exc
+                raise exc.within(task=name) from exc
             split_frames[name] = frames
     try:
         space = fit_feature_space(
@@ -201,20 +201,10 @@ def _check(task: TaskFrame, kinds: dict) -> _Checked:
         raise DataError(f"a {task_type} task has one target column, got {len(targets)}")
     labels: dict[str, pd.Series | pd.DataFrame] = {}
     for part, frame in frames.items():
-        where = "" if part == "all" else f" ({part} split)"
-        for col in task.input_columns + targets:
-            if col not in frame.columns:
-                raise DataError(f"no column {col!r}{where}; columns are {list(frame.columns)}")
-        if len(frame) == 0:
-            raise DataError(f"no rows{where}")
-        for col in task.input_columns:
-            if col not in kinds:
-                kinds[col] = column_kind(frame[col])
-            try:
-                check_column(frame[col], col, kinds[col])
-            except DataError as exc:
-                raise DataError(f"{exc}{where}") from None
-        labels[part] = _labels(task_type, task, frame, where)
+        try:
+            labels[part] = _check_split(task, task_type, frame, part, kinds)
+        except DataError as exc:
+            raise exc.within(split=None if part == "all" else part) from None
     every = pd.concat(labels.values(), ignore_index=True)
     present = every[_has_label(every)]
     if not len(present):
@@ -252,7 +242,9 @@ def _split_table(members: list[tuple[TaskFrame, _Checked]], seed: int) -> dict[s
     try:
         rows = split_positions(n, valid, test, seed, usable)
     except DataError as exc:
-        raise DataError(exc if part == "all" else f"{exc} (train split)") from None
+        if part == "all":
+            raise exc from None
+        raise DataError(f"{exc.reason} (train split)", split="train") from None
     if part == "all":
         return _cut_rows(frames["all"], rows)
     return {**_cut_rows(frames["train"], rows), "test": frames["test"]}
@@ -346,6 +338,26 @@ def _cut_rows(frame: pd.DataFrame, rows: Mapping[str, np.ndarray]) -> dict[str, 
     }
 
 
+def _check_split(task: TaskFrame, task_type: TaskType, frame: pd.DataFrame, part: str, kinds):
+    """One split's (or the one file's) columns, rows and labels; its raw labels."""
+    where = "" if part == "all" else f" ({part} split)"
+    for col in task.input_columns + task.target_columns:
+        if col not in frame.columns:
+            raise DataError(
+                f"no column {col!r}{where}; columns are {list(frame.columns)}", column=col
+            )
+    if len(frame) == 0:
+        raise DataError(f"no rows{where}")
+    for col in task.input_columns:
+        if col not in kinds:
+            kinds[col] = column_kind(frame[col])
+        try:
+            check_column(frame[col], col, kinds[col])
+        except DataError as exc:
+            raise DataError(f"{exc.reason}{where}", column=col, row=exc.row) from None
+    return _labels(task_type, task, frame, where)
+
+
 def _labels(task_type: TaskType, task: TaskFrame, frame: pd.DataFrame, where: str):
     """A split's raw labels, after ``label_map``, checked row by row (missing where a
     partially labelled task has no label)."""
@@ -363,7 +375,9 @@ def _labels(task_type: TaskType, task: TaskFrame, frame: pd.DataFrame, where: st
                 raise DataError(
                     f"column {col!r}, row {row + 1}{where}: {values[col].iloc[row]!r}; "
                     "multilabel target columns hold 0 or 1 (a row without labels leaves them all "
-                    "empty, with partial_labels)"
+                    "empty, with partial_labels)",
+                    column=col,
+                    row=row + 1,
                 )
         return values
     col = targets[0]
@@ -374,12 +388,14 @@ def _labels(task_type: TaskType, task: TaskFrame, frame: pd.DataFrame, where: st
         raise DataError(
             f"column {col!r} has an empty label (row {row + 1}{where}; "
             f"{int(empty.sum())} empty in all); set `partial_labels: true` if such rows are "
-            "unlabelled for this task"
+            "unlabelled for this task",
+            column=col,
+            row=row + 1,
         )
     try:
         values = apply_label_map(values, task.label_map)
     except DataError as exc:
-        raise DataError(f"column {col!r}{where}: {exc}") from None
+        raise DataError(f"column {col!r}{where}: {exc}", column=col) from None
     if task_type == TaskType.regression:
         numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
         bad = ~np.isfinite(numbers) & ~empty.to_numpy()
@@ -387,7 +403,9 @@ def _labels(task_type: TaskType, task: TaskFrame, frame: pd.DataFrame, where: st
             row = int(np.flatnonzero(bad)[0])
             raise DataError(
                 f"column {col!r}, row {row + 1}{where}: {values.iloc[row]!r} is not a number; "
-                "a regression target must be numeric"
+                "a regression target must be numeric",
+                column=col,
+                row=row + 1,
             )
     return values
 
@@ -410,7 +428,9 @@ def _check_class_rows(labels: dict[str, pd.Series], column: str, task: TaskFrame
         unseen = sorted(set(_class_counts(labels[part]).index) - train, key=str)
         if unseen:
             raise DataError(
-                f"column {column!r} ({part} split): class {unseen[0]!r} has no training rows"
+                f"column {column!r} ({part} split): class {unseen[0]!r} has no training rows",
+                split=part,
+                column=column,
             )
 
 

@@ -22,7 +22,34 @@ FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".parquet": "parquet", "
 
 
 class DataError(ValueError):
-    """A data file that cannot be read as asked; the message names the file."""
+    """Data that cannot be used as asked. ``reason`` says why (naming the file, column and row
+    where there is one); the fields say where, for callers that place the error themselves
+    (``sweeps`` turns ``task`` and ``split`` into the study field and file): ``task``,
+    ``split`` (train, valid or test when the data came as one file per split), ``column``,
+    ``row`` (1-based), ``file``. ``str()`` is the reason, after ``task 'NAME': `` when known."""
+
+    def __init__(
+        self,
+        reason: object,
+        *,
+        task: str | None = None,
+        split: str | None = None,
+        column: str | None = None,
+        row: int | None = None,
+        file: str | None = None,
+    ) -> None:
+        self.reason = str(reason)
+        self.task, self.split, self.column, self.row, self.file = task, split, column, row, file
+        super().__init__(self.reason)
+
+    def __str__(self) -> str:
+        return f"task {self.task!r}: {self.reason}" if self.task else self.reason
+
+    def within(self, **fields: object) -> DataError:
+        """The same error with the fields it lacks filled in (a caller knows the task)."""
+        known = {k: getattr(self, k) for k in ("task", "split", "column", "row", "file")}
+        merged = {k: v if v is not None else fields.get(k) for k, v in known.items()}
+        return DataError(self.reason, **merged)  # type: ignore[arg-type]
 
 
 def infer_format(path: str | Path) -> str:

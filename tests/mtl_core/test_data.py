@@ -200,3 +200,20 @@ def test_label_map_merges_stars_into_three_classes():
     )
     assert tasks["y"].spec.classes == ("negative", "neutral", "positive")
     assert sorted(set(tasks["y"].y["train"].tolist())) == [0, 1, 2]
+
+
+def test_data_errors_carry_where_they_are_as_fields():
+    good = pd.DataFrame({"text": ["a b", "c d", "e f", "g h"], "label": [0, 1, 0, 1]})
+    splits = {"train": good, "valid": good.rename(columns={"text": "body"}), "test": good}
+    with pytest.raises(DataError) as caught:
+        prepare_tasks(
+            {"reviews": TaskFrame(splits=splits, inputs="text", target="label", type="binary")}
+        )
+    err = caught.value
+    assert (err.task, err.split, err.column) == ("reviews", "valid", "text")
+    assert str(err) == f"task 'reviews': {err.reason}" and "(valid split)" in err.reason
+    rows = good.assign(label=[0, 1, None, 1])
+    with pytest.raises(DataError) as caught:
+        prepare_tasks({"t": TaskFrame(frame=rows, inputs="text", target="label", type="binary")})
+    assert (caught.value.task, caught.value.split, caught.value.row) == ("t", None, 3)
+    assert caught.value.within(task="other", split="train").task == "t"  # known fields stay
