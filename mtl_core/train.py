@@ -18,7 +18,6 @@ alike. The test split is evaluated once, on the scored model.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections import Counter
@@ -29,86 +28,17 @@ import numpy as np
 import torch
 
 from mtl_core import tasks as task_types
+from mtl_core.config import OPTIMIZERS, SELECT, TrainConfig
 from mtl_core.data.prepare import TaskData
 from mtl_core.distill import soft_loss
 from mtl_core.gradients import GradientMethod
 from mtl_core.meter import Meter
-from mtl_core.methods import (
-    SINGLE_TASK_TRAINING,
-    combination_problems,
-    single_task_model,
-)
+from mtl_core.methods import combination_problems
 from mtl_core.models import build_model
 from mtl_core.models.sparse_input import EVAL_BATCH, input_batch
-from mtl_core.registry import GRADIENT_METHODS, method_params
+from mtl_core.registry import GRADIENT_METHODS
 from mtl_core.schedules import schedule_steps, total_epochs
 from mtl_core.weighting import build_weighting
-
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SELECT = ("best_epoch", "last_epoch")
-
-
-@dataclass
-class _Settings:
-    """Everything that fixes one training run but the methods' own hyperparameters."""
-
-    architecture: str = "hard_sharing"  # mtl_core.registry.ARCHITECTURES
-    trunk: str = "auto"  # auto | mlp | conv
-    hidden_size: int = 200
-    depth: int = 1
-    activation: str = "sigmoid"
-    dropout: float = 0.0
-    epochs: int = 6
-    batch_size: int = 64
-    optimizer: str = "adam"
-    lr: float = 0.001
-    weight_decay: float = 0.0
-    schedule: str = "round_robin"  # mtl_core.registry.SCHEDULES
-    optimizer_per_task: bool = False  # one optimiser per task (graph-style alternate training)
-    weighting: str = "equal"  # a loss weighting or a gradient method (mtl_core.registry)
-    weights: dict[str, float] = field(default_factory=dict)
-    gradients: str = "parameters"  # gradient methods: parameters (exact) | features
-    distill: float = 0.0  # weight of the teachers' soft targets (0: off)
-    distill_temperature: float = 2.0
-    seed: int = 0
-    device: str = "auto"
-    affinity_every: int = 0  # measure inter-task affinity every N steps (0: off); see affinity.py
-    diagnostics_every: int = 0  # gradient norms and task-gradient cosines every N steps (0: off)
-    select: str = "best_epoch"  # best_epoch | last_epoch: which epoch's model is scored
-    patience: int = 0  # early stopping: epochs without improvement before stopping (0: off)
-    min_delta: float = 0.0  # early stopping: the least improvement that counts
-
-    def method_settings(self) -> dict[str, object]:
-        """Every hyperparameter the registry declares, by its study name."""
-        return {
-            p.name: getattr(self, p.name)
-            for p in (*method_params("model"), *method_params("training"))
-        }
-
-
-# the plain values of one run (no Optuna or YAML inside): the settings above, and one field per
-# hyperparameter that ``mtl_core.registry`` declares (experts, sharing_penalty, temperature,
-# gradnorm_alpha, dwa_temperature, ...), with the registry's default
-TrainConfig = dataclasses.make_dataclass(
-    "TrainConfig",
-    [
-        (p.name, p.kind, field(default=p.default))
-        for p in (*method_params("model"), *method_params("training"))
-    ],
-    bases=(_Settings,),
-    namespace={"__doc__": "Everything that fixes one training run (plain values)."},
-)
-
-
-def single_task_config(config: _Settings) -> _Settings:
-    """The single-task counterpart of a multi-task configuration: the same trunk, width,
-    depth and optimiser; no schedule, weighting or distillation. Soft sharing and cross-stitch
-    with one task are one tower, i.e. hard sharing, and train as such."""
-    return dataclasses.replace(
-        config,
-        **SINGLE_TASK_TRAINING,
-        **single_task_model({"architecture": config.architecture}),
-    )
 
 
 @dataclass

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from mtl_core.config import single_task_config
 from mtl_core.data.prepare import TaskData
 from mtl_core.methods import MULTI_TASK_ONLY, SINGLE_TASK_TRAINING, single_task_model
 from sweeps import record
@@ -277,7 +278,7 @@ class Baselines:
         return self.tracker.start_run(f"baseline {task} seed {seed}", self.parent, tags, params)
 
     def _train(self, task, key, metric, seed, run_id, config: TrialConfig, extra, on_train):
-        from mtl_core.train import fit, single_task_config
+        from mtl_core.train import fit
 
         single = single_task_config(config.train_config(seed))
         started = time.perf_counter()

@@ -5,10 +5,11 @@ file and the checks across sections are ``sweeps.spec``'s; the search space's ar
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_type_hints
 
 from pydantic import (
     BaseModel,
@@ -19,27 +20,18 @@ from pydantic import (
     model_validator,
 )
 
+from mtl_core.config import ModelSettings, TrainingSettings
+from mtl_core.data.features import TextFeatures
 from mtl_core.registry import (
-    ARCHITECTURES,
-    GRADIENTS,
-    SCHEDULES,
-    TRUNKS,
-    WEIGHTINGS,
-    Param,
     method_params,
 )
+from mtl_core.tasks import TaskType, allowed_metrics
 
 TASK_NAME = re.compile(r"^[a-z0-9_]+$")
-TaskTypeName = Literal["binary", "multiclass", "multilabel", "regression"]
-METRICS = {
-    "binary": ("accuracy", "f1", "f1_macro", "auc"),
-    "multiclass": ("accuracy", "f1", "f1_macro", "auc"),
-    "multilabel": ("accuracy", "f1", "f1_macro", "auc"),
-    "regression": ("mse", "rmse", "mae", "r2"),
-}
+TaskTypeName = Literal[tuple(t.value for t in TaskType)]  # type: ignore[valid-type]
+METRICS = {t.value: allowed_metrics(t) for t in TaskType}  # mtl_core.tasks
 
 
-# names that the contract reserves and later versions bring; a study naming one is told so
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
@@ -145,41 +137,27 @@ class TaskConfig(Strict):
         return [self.inputs] if isinstance(self.inputs, str) else list(self.inputs)
 
 
-class TextFeatureConfig(Strict):
-    """How one input column becomes features: text (bow, tfidf, with the settings below) or a
-    table column (numeric, categorical; the text settings do not apply)."""
-
-    kind: Literal["bow", "tfidf", "numeric", "categorical"] = "bow"
-    max_features: Annotated[int, Field(ge=1)] | None = 5000
-    vocabulary: Literal["union", "intersection", "per_task"] = "union"
-    ngram_max: Annotated[int, Field(ge=1, le=3)] = 1
-    min_df: Annotated[int, Field(ge=1)] = 1
-    lowercase: bool = True
-
-
-def _with_method_params(base: type[BaseModel], section: str) -> Any:
-    """``base`` with one field per hyperparameter the registry declares for ``section``
-    (``mtl_core.registry``): its type, default and bounds come from there, nowhere else."""
-
-    def annotation(p: Param) -> Any:
-        return Annotated[p.kind, Field(**p.bounds(), description=p.help)]
-
-    fields: dict[str, Any] = {p.name: (annotation(p), p.default) for p in method_params(section)}
-    return create_model(
-        base.__name__.removeprefix("_"), __base__=base, __module__=__name__, **fields
-    )
+def _section(name: str, base: type[BaseModel], settings: type, section: str = "") -> Any:
+    """A pydantic section from ``mtl_core``'s dataclass of the same settings (types, bounds
+    and defaults are written there once), with one field per hyperparameter the registry
+    declares for ``section`` (``model``, ``training``)."""
+    hints = get_type_hints(settings, include_extras=True)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(settings):
+        missing = f.default is dataclasses.MISSING
+        fields[f.name] = (
+            hints[f.name],
+            Field(default_factory=f.default_factory) if missing else f.default,
+        )
+    for p in method_params(section) if section else ():
+        fields[p.name] = (Annotated[p.kind, Field(**p.bounds(), description=p.help)], p.default)
+    return create_model(name, __base__=base, __module__=__name__, **fields)
 
 
-class _ModelConfig(Strict):
-    architecture: Literal[tuple(ARCHITECTURES)] = "hard_sharing"  # type: ignore[valid-type]
-    trunk: Literal[tuple(TRUNKS)] = "auto"  # type: ignore[valid-type]
-    hidden_size: Annotated[int, Field(ge=1, le=65536)] = 200
-    depth: Annotated[int, Field(ge=1, le=16)] = 1
-    activation: Literal["sigmoid", "relu", "tanh", "gelu"] = "sigmoid"
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
-
-
-ModelConfig = _with_method_params(_ModelConfig, "model")
+# How one input column becomes features: text (bow, tfidf, with its settings) or a table column
+# (numeric, categorical; the text settings do not apply): ``mtl_core.data.features.TextFeatures``
+TextFeatureConfig = _section("TextFeatureConfig", Strict, TextFeatures)
+ModelConfig = _section("ModelConfig", Strict, ModelSettings, "model")
 
 
 class EarlyStopping(Strict):
@@ -193,24 +171,10 @@ class EarlyStopping(Strict):
 
 
 class _TrainingConfig(Strict):
-    epochs: Annotated[int, Field(ge=1, le=10000)] = 6
-    batch_size: Annotated[int, Field(ge=1)] = 64
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: Annotated[float, Field(gt=0, le=10)] = 0.001
-    weight_decay: Annotated[float, Field(ge=0)] = 0.0
-    schedule: Literal[tuple(SCHEDULES)] = "round_robin"  # type: ignore[valid-type]
-    optimizer_per_task: bool = False
-    weighting: Literal[tuple(WEIGHTINGS)] = "equal"  # type: ignore[valid-type]
-    weights: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
-    gradients: Literal[tuple(GRADIENTS)] = "parameters"  # type: ignore[valid-type]
-    distill: Annotated[float, Field(ge=0, le=1)] = 0.0  # weight of the teachers' soft targets
-    distill_temperature: Annotated[float, Field(gt=0, le=100)] = 2.0
+    """The ``training`` section: ``mtl_core.config.TrainingSettings`` and the registry's
+    hyperparameters, plus what belongs to the study (seeds, early stopping)."""
+
     seeds: Annotated[int, Field(ge=1, le=100)] = 1
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    affinity_every: Annotated[int, Field(ge=0, le=100_000)] = 0  # 0: off
-    diagnostics_every: Annotated[int, Field(ge=0, le=100_000)] = 0  # 0: off
-    # which epoch's model is scored: the best on validation (default) or the last one
-    select: Literal["best_epoch", "last_epoch"] = "best_epoch"
     early_stopping: EarlyStopping | None = None  # off unless set
 
     def train_values(self) -> dict[str, Any]:
@@ -222,7 +186,7 @@ class _TrainingConfig(Strict):
         return values
 
 
-TrainingConfig = _with_method_params(_TrainingConfig, "training")
+TrainingConfig = _section("TrainingConfig", _TrainingConfig, TrainingSettings, "training")
 
 
 class BaselinesConfig(Strict):

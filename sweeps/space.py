@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError, create_model
 
+from mtl_core.config import TrainConfig
 from mtl_core.data.builtin import DEFAULTS as BUILTIN_OPTIONS
 from mtl_core.methods import combination_problems
 from sweeps.schema import (
@@ -33,7 +34,6 @@ from sweeps.schema import (
 if TYPE_CHECKING:
     import optuna
 
-    from mtl_core.train import TrainConfig
 
 SECTIONS: dict[str, type[BaseModel]] = {"model": ModelConfig, "training": TrainingConfig}
 NOT_SEARCHABLE = {
@@ -69,8 +69,6 @@ class TrialConfig:
     options: dict[str, Any] = field(default_factory=dict)  # sampled built-in source options
 
     def train_config(self, seed: int) -> TrainConfig:
-        from mtl_core.train import TrainConfig
-
         return TrainConfig(**self.model.model_dump(), **self.training.train_values(), seed=seed)
 
 

@@ -18,8 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from mtl_core.config import single_task_config
 from mtl_core.diagnostics import compatible, cross_task_scores, feature_importance, top_features
-from mtl_core.train import FitResult, fit, single_task_config
+from mtl_core.train import FitResult, fit
 from sweeps import record
 from sweeps.space import TrialConfig
 from sweeps.study_data import StudyData

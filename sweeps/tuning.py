@@ -18,6 +18,7 @@ from typing import Any
 
 import optuna
 
+from mtl_core.config import single_task_config
 from mtl_core.tasks import higher_is_better
 from sweeps.schema import StudySpec
 from sweeps.space import TrialConfig, config_from_params, sample, tuning_space
@@ -35,7 +36,7 @@ class TuningOutcome:
 def tune(
     spec: StudySpec, data: StudyData, task: str, key: str, on_train: Sequence[Any] = ()
 ) -> TuningOutcome:
-    from mtl_core.train import fit, single_task_config
+    from mtl_core.train import fit
 
     metric = data.tasks[task].spec.metric
     name = f"{spec.name}.baseline.{task}.{key[:12]}"

@@ -28,11 +28,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from annotated_types import Ge, Le
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 from sklearn.impute import SimpleImputer
@@ -58,10 +59,10 @@ class TextFeatures:
     ``categorical`` for table columns (the text settings do not apply to them)."""
 
     kind: ColumnKind = "bow"
-    max_features: int | None = 5000
+    max_features: Annotated[int, Ge(1)] | None = 5000  # None: every word
     vocabulary: Vocabulary = "union"
-    ngram_max: int = 1
-    min_df: int = 1
+    ngram_max: Annotated[int, Ge(1), Le(3)] = 1
+    min_df: Annotated[int, Ge(1)] = 1
     lowercase: bool = True
 
 
