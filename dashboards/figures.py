@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 
 from dashboards.load import StudyRecord
 from sweeps import record as names
+from sweeps.transfer_matrix import pair_matrix
 
 DIVERGING = [[0.0, "#d62728"], [0.5, "#f7f7f7"], [1.0, "#2ca02c"]]
 LAYOUT = {"margin": {"l": 60, "r": 20, "t": 50, "b": 50}, "height": 420}
@@ -18,8 +19,6 @@ LAYOUT = {"margin": {"l": 60, "r": 20, "t": 50, "b": 50}, "height": 420}
 
 def fig_transfer_matrix(record: StudyRecord) -> go.Figure | None:
     """Δ of the row's task trained with the column's alone (pair trials and transfer runs)."""
-    from sweeps.transfer_matrix import pair_matrix
-
     if len(record.tasks) < 2:
         return None
     matrix = pair_matrix(record.tasks, record.pair_runs)
@@ -173,6 +172,7 @@ def fig_history(record: StudyRecord) -> go.Figure | None:
 def fig_importances(record: StudyRecord) -> go.Figure | None:
     """Optuna's parameter importances (fANOVA, 16 trees of depth 16 rather than 64 and 64: a
     1,000-trial study builds in seconds), on a study rebuilt in memory from MLflow."""
+    # here, not at the top: optuna loads only when this runs
     import optuna
 
     df = record.complete.dropna(subset=["valid_delta_m"])
@@ -232,6 +232,7 @@ def fig_importances(record: StudyRecord) -> go.Figure | None:
 def fig_learning_curves(record: StudyRecord, top: int = 3) -> go.Figure | None:
     """Validation metric per epoch for the best trials by validation Δm, against their
     baselines."""
+    # here, not at the top: mlflow loads only when this runs
     from mlflow.tracking import MlflowClient
 
     df = (

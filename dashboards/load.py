@@ -29,6 +29,7 @@ class StudyRecord:
 
 
 def load_study(tracking_uri: str, experiment_name: str) -> StudyRecord:
+    # here, not at the top: mlflow loads only when this runs
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)

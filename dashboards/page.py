@@ -10,9 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
 
+from dashboards import figures
 from dashboards.load import StudyRecord, load_study
 from sweeps import record as names
+from sweeps.report import build_report
+from sweeps.verdict import best_by_validation, pick_winner, share_text
 
 NEGATIVE, POSITIVE, NEUTRAL = "#d62728", "#2ca02c", "#444444"
 NOISE = "#e8a5a5"  # a loss whose 95% interval over seeds holds zero
@@ -52,14 +56,8 @@ MISSING = {
 
 def render(record: StudyRecord, refresh_s: int | None = None) -> str:
     """The page. ``refresh_s``: reload itself that often (for ``sweeps dashboard --serve``)."""
-    from plotly.offline import get_plotlyjs
-
-    from dashboards import figures
-
     sections = [_header(record)]
     if record.found and not record.complete.empty:
-        from sweeps.report import build_report
-
         transfer = [r for r in record.pair_runs if names.kind_of(r) == names.TRANSFER]
         report = build_report(
             record.name, record.tasks, record.trial_runs, record.confirm_runs, transfer
@@ -262,7 +260,6 @@ def _header(record: StudyRecord) -> str:
         return f"<h1>Study {name}</h1>"
     counts = record.trials["state"].value_counts()
     states = ", ".join(f"{n} {html.escape(str(s)).lower()}" for s, n in counts.items())
-    from sweeps.verdict import best_by_validation, pick_winner, share_text
 
     winner = pick_winner(record.trial_runs, record.confirm_runs)
     if winner is None:

@@ -33,7 +33,7 @@ _TRAIN_NAMES = {"Callback", "EpochLog", "FitResult", "TrainConfig", "TrainingDiv
 
 def __getattr__(name: str) -> Any:  # torch is imported only when training is asked for
     if name in _TRAIN_NAMES:
-        from mtl_core import train
+        from mtl_core import train  # here, not at the top: torch loads only when this runs
 
         return getattr(train, name)
     raise AttributeError(f"module 'mtl_core' has no attribute {name!r}")

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import torch
 
 from mtl_core.methods import WEIGHTS_FROM_FEATURES
+from mtl_core.models.sparse_input import SparseLinear
 from mtl_core.registry import GRADIENT_METHODS, Strategy
 
 
@@ -53,8 +54,6 @@ class GradientMethod:
 
     def bind(self, model: torch.nn.Module, lr: float) -> None:
         if self.mode == "parameters":  # torchjd vmaps the backward through the trunk
-            from mtl_core.models.sparse_input import SparseLinear
-
             for layer in model.modules():
                 if isinstance(layer, SparseLinear):
                     layer.batched_grads = True
@@ -87,6 +86,7 @@ class GradientMethod:
         names = [t for t in self.tasks if t in losses]
         if self.mode == "features":
             return self._from_features(names, losses, features)
+        # here, not at the top: torchjd loads only when this runs
         from torchjd.autojac import jac_to_grad, mtl_backward
 
         shared = [p for p in model.shared_parameters() if p.requires_grad]

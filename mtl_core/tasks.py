@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
+from sklearn import metrics as M
 
 TASK_TYPES = ("binary", "multiclass", "multilabel", "regression")
 CLASSIFICATION_METRICS = ("accuracy", "f1", "f1_macro", "auc")
@@ -71,6 +72,7 @@ class TaskSpec:
 
 def loss(spec: TaskSpec, logits, targets):
     """The task's training loss (a scalar tensor) for a batch of logits and targets."""
+    # here, not at the top: torch loads only when this runs
     import torch.nn.functional as F
 
     if spec.type == TaskType.binary:
@@ -85,6 +87,7 @@ def loss(spec: TaskSpec, logits, targets):
 
 def predict(spec: TaskSpec, logits) -> np.ndarray:
     """Scores in the space the metrics expect: probabilities, or values in original units."""
+    # here, not at the top: torch loads only when this runs
     import torch
 
     with torch.no_grad():
@@ -100,8 +103,6 @@ def predict(spec: TaskSpec, logits) -> np.ndarray:
 
 def score(spec: TaskSpec, y_true: np.ndarray, y_score: np.ndarray) -> dict[str, float]:
     """Every metric of the task's type on one split, from ``predict``'s scores."""
-    from sklearn import metrics as M
-
     y_true = np.asarray(y_true)
     if spec.type == TaskType.regression:
         mse = float(M.mean_squared_error(y_true, y_score))

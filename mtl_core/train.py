@@ -28,8 +28,11 @@ import numpy as np
 import torch
 
 from mtl_core import tasks as task_types
+from mtl_core import transfer
+from mtl_core.affinity import AffinityMeter
 from mtl_core.config import OPTIMIZERS, SELECT, TrainConfig
 from mtl_core.data.prepare import TaskData
+from mtl_core.diagnostics import GradientMeter
 from mtl_core.distill import soft_loss
 from mtl_core.gradients import GradientMethod
 from mtl_core.meter import Meter
@@ -271,8 +274,6 @@ class EpochSelector:
         self._improved_at, self._counted = 0, -math.inf  # early stopping's (Keras) reference
 
     def score(self, valid: Mapping[str, Mapping[str, float]]) -> float:
-        from mtl_core import transfer
-
         primary = {t: float(valid[t][m]) for t, m in self.metric_of.items()}
         if self.reference is None:
             self.reference = primary  # the first epoch's scores
@@ -312,13 +313,9 @@ def _meters(config: TrainConfig, task_list: Sequence[TaskData], device) -> list[
     """The measurements asked for (affinity, gradient diagnostics); none by default."""
     meters: list[Meter] = []
     if config.diagnostics_every > 0:
-        from mtl_core.diagnostics import GradientMeter
-
         every, batch = config.diagnostics_every, config.batch_size
         meters.append(GradientMeter(task_list, every, batch, config.seed, device))
     if config.affinity_every > 0 and len(task_list) > 1:
-        from mtl_core.affinity import AffinityMeter
-
         every, batch = config.affinity_every, config.batch_size
         meters.append(AffinityMeter(task_list, every, batch, config.lr, config.seed, device))
     return meters

@@ -7,12 +7,13 @@ from rich.console import Console
 from rich.table import Table
 
 from sweeps import record
+from sweeps.plan import _console
 from sweeps.schema import StudySpec
+from sweeps.space import fixed_config
+from sweeps.study_data import load_study_data
 
 
 def run_or_show(spec: StudySpec, show_only: bool, console: Console | None = None) -> int:
-    from sweeps.plan import _console
-
     console = console or _console()
     if spec.baselines.mode == "tuned" and not show_only:
         _train_tuned(spec, console)
@@ -60,10 +61,13 @@ def run_or_show(spec: StudySpec, show_only: bool, console: Console | None = None
 
 
 def _train_tuned(spec: StudySpec, console: Console) -> None:
+    # here, not at the top: mlflow loads only when this runs
     from sweeps.baselines import Baselines
+
+    # here, not at the top: mlflow, optuna, torch load only when this runs
     from sweeps.runner import open_tracker, study_params
-    from sweeps.space import fixed_config
-    from sweeps.study_data import load_study_data
+
+    # here, not at the top: mlflow, optuna, torch load only when this runs
     from sweeps.trial import seeds_of
 
     data = load_study_data(spec)

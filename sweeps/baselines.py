@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -278,6 +279,7 @@ class Baselines:
         return self.tracker.start_run(f"baseline {task} seed {seed}", self.parent, tags, params)
 
     def _train(self, task, key, metric, seed, run_id, config: TrialConfig, extra, on_train):
+        # here, not at the top: torch loads only when this runs
         from mtl_core.train import fit
 
         single = single_task_config(config.train_config(seed))
@@ -323,7 +325,6 @@ class Baselines:
         ``teacher/TASK.npy`` artifact of its run (read without pickle)."""
         if baseline.key in self._teachers:
             return self._teachers[baseline.key]
-        import tempfile
 
         name = f"teacher/{baseline.task}.npy"
         try:
@@ -339,8 +340,7 @@ class Baselines:
         return logits
 
     def _keep_teacher(self, key: str, run_id: str, model, data: TaskData) -> None:
-        import tempfile
-
+        # here, not at the top: torch loads only when this runs
         from mtl_core.distill import teacher_logits
 
         task = data.name
@@ -352,6 +352,7 @@ class Baselines:
             self.tracker.log_artifact(run_id, path, "teacher")
 
     def _tuned_config(self, task: str, on_train) -> tuple[TrialConfig, dict[str, Any]]:
+        # here, not at the top: optuna loads only when this runs
         from sweeps.tuning import tune
 
         outcome = tune(self.spec, self.data, task, tuning_key(self.spec, self.data, task), on_train)

@@ -396,17 +396,19 @@ def server(
 
 @app.command()
 def methods() -> None:
-    """List every architecture, trunk, schedule, loss weighting and gradient method a study
-    can name, with a line on each, the setting that selects it and its own settings."""
+    """List every architecture, trunk, schedule, loss weighting, gradient method, sampler and
+    pruner a study can name, with a line on each, the setting that selects it and its own
+    settings."""
     from rich.console import Console
     from rich.table import Table
 
     from mtl_core.registry import CATALOGUE
+    from sweeps.search_registry import SEARCH_CATALOGUE
 
     table = Table(show_lines=False)
     for column in ("kind", "name", "what it does", "setting", "its settings (default)"):
         table.add_column(column)
-    for registry in CATALOGUE.values():
+    for registry in [*CATALOGUE.values(), *SEARCH_CATALOGUE.values()]:
         for name, entry in registry.items():
             section = registry.setting.split(".")[0]
             own = ", ".join(f"{section}.{p.name} ({p.default:g})" for p in entry.params)

@@ -25,11 +25,12 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeps import record
+from sweeps.interrupts import raise_pending
 from sweeps.masking import mask
 from sweeps.optuna_storage import make_storage
 from sweeps.schema import StudySpec
 from sweeps.space import config_from_params
-from sweeps.study_state import valid_delta_m
+from sweeps.study_state import counts, valid_delta_m
 from sweeps.tracking import TrackingUnavailable
 from sweeps.trial import (
     WORKER,
@@ -98,15 +99,11 @@ def open_confirm_study(spec: StudySpec) -> optuna.Study:
 
 def _settled(trial: FrozenTrial) -> bool:
     """Done, in flight, or failed by its own error (then it is not tried again)."""
-    from sweeps.study_state import counts
-
     return trial.state in LIVE or counts(trial)
 
 
 def _done(trial: FrozenTrial) -> bool:
     """Confirmed, or failed by its own error (its reason is recorded; it is not redone)."""
-    from sweeps.study_state import counts
-
     return trial.state == TrialState.COMPLETE or (trial.state == TrialState.FAIL and counts(trial))
 
 
@@ -118,8 +115,6 @@ def run_confirm(
     retries), take waiting trials, wait for running ones. Returns this process's outcomes and
     whether every configuration is done (False when ``deadline``, a ``time.monotonic()``
     value, passed first)."""
-    from sweeps.interrupts import raise_pending
-
     spec = ctx.spec
     wanted = [t.number for t in to_confirm(spec, study)]
     outcomes: list[ConfirmOutcome] = []

@@ -31,10 +31,12 @@ from dataclasses import dataclass, field
 
 from rich.console import Console
 from rich.table import Table
+from scipy.stats import spearmanr
 
 from sweeps import record
 from sweeps.errors import StudyError
 from sweeps.schema import StudySpec
+from sweeps.transfer_matrix import pair_matrix, study_pair_runs
 
 MAX_TASKS = 10
 
@@ -116,8 +118,6 @@ def recommend(
                 )
     rho = None
     if len(predicted) >= 3 and len(set(predicted)) > 1 and len(set(actual)) > 1:
-        from scipy.stats import spearmanr
-
         rho = float(spearmanr(predicted, actual).statistic)
     return Recommendation(
         [tuple(sorted(g)) for g in best],
@@ -139,7 +139,6 @@ def run_groups(spec: StudySpec, budget: int, source: str, console: Console) -> R
         )
     if budget < 1:
         raise StudyError(f"--budget: {budget}; at least 1 network")
-    from sweeps.transfer_matrix import study_pair_runs
 
     runs = study_pair_runs(spec)
     trained = _trained_sets(runs, tasks)
@@ -199,8 +198,6 @@ def _trained_sets(runs: list, tasks: Sequence[str]) -> dict[frozenset[str], dict
 
 
 def _pairs(spec: StudySpec, tasks: Sequence[str], runs: list) -> dict[str, dict[str, float]]:
-    from sweeps.transfer_matrix import pair_matrix
-
     matrix = pair_matrix(tasks, runs, split="valid")  # choose on validation
     missing = [f"{i}+{j}" for i in tasks for j in tasks if i < j and matrix.mean(i, j) is None]
     if missing:
@@ -213,6 +210,7 @@ def _pairs(spec: StudySpec, tasks: Sequence[str], runs: list) -> dict[str, dict[
 
 def _affinities(spec: StudySpec, tasks: Sequence[str]) -> dict[str, dict[str, float]]:
     """P(i, j) = Z(j→i), averaged over complete trials that measured every pair."""
+    # here, not at the top: optuna loads only when this runs
     import optuna
 
     study = None

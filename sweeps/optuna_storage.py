@@ -20,6 +20,7 @@ from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCal
 from optuna.storages._heartbeat import BaseHeartbeat
 
 from sweeps.interrupts import atomic
+from sweeps.masking import mask
 
 if TYPE_CHECKING:
     from sweeps.schema import StudySpec
@@ -83,7 +84,6 @@ def _say_once(storage: RetryingRDBStorage, exc: BaseException) -> None:
     if storage.url in _SAID:
         return
     _SAID.add(storage.url)
-    from sweeps.masking import mask
 
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
     print(

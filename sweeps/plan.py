@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import sys
+
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from mtl_core.methods import MULTI_TASK_ONLY, SINGLE_TASK_TRAINING, baseline_model_setting
 from sweeps.masking import mask
 from sweeps.schema import ChoicesParam, RangeParam, StudySpec, SubsetsParam
-from sweeps.space import combinations, fixed_config, grid_size, task_subsets, trial_problems
+from sweeps.space import (
+    _field_kind,
+    combinations,
+    fixed_config,
+    grid_size,
+    setting,
+    task_subsets,
+    trial_problems,
+)
 from sweeps.study_data import StudyData
+from sweeps.transfer_matrix import matrix_from_store, print_matrix
+from sweeps.verdict import pick_winner, share_text, study_runs, winner_lines
 
 
 def _rows(task, split: str) -> str:
@@ -107,8 +120,6 @@ def print_plan(spec: StudySpec, data: StudyData, console: Console | None = None)
 
 def _values(spec: StudySpec, key: str, entry) -> int | None:
     """How many values a space entry can take (None: a continuum)."""
-    from sweeps.space import _field_kind, setting
-
     if isinstance(entry, ChoicesParam):
         return len(entry.choices)
     if not isinstance(entry, RangeParam):
@@ -128,8 +139,6 @@ def _values(spec: StudySpec, key: str, entry) -> int | None:
 
 def baseline_keyed(key: str) -> bool:
     """Whether a space key changes a task's single-task baseline (matched mode)."""
-    from mtl_core.methods import MULTI_TASK_ONLY, SINGLE_TASK_TRAINING, baseline_model_setting
-
     if key == "tasks" or key.startswith("training.weights"):
         return False
     if key.startswith("training."):
@@ -180,12 +189,11 @@ def _describe_entry(spec: StudySpec, entry) -> str:
 
 
 def _console() -> Console:
-    import sys
-
     return Console() if sys.stdout.isatty() else Console(width=200)
 
 
 def print_status(spec: StudySpec, console: Console | None = None) -> None:
+    # here, not at the top: optuna loads only when this runs
     import optuna
 
     console = console or _console()
@@ -198,8 +206,10 @@ def print_status(spec: StudySpec, console: Console | None = None) -> None:
     except KeyError:
         console.print(f"study {spec.name}: no trials yet (run `sweeps run {spec.source}`)")
         return
+    # here, not at the top: optuna loads only when this runs
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
+    # here, not at the top: optuna loads only when this runs
     from sweeps.study_state import best_of, pareto_front
 
     searched = [k for k in spec.search.space if k != "tasks"]
@@ -266,7 +276,6 @@ def print_status(spec: StudySpec, console: Console | None = None) -> None:
             )
         else:
             console.print("Pareto front: no completed trial yet")
-    from sweeps.transfer_matrix import matrix_from_store, print_matrix
 
     matrix = matrix_from_store(spec)
     if matrix is not None:
@@ -287,7 +296,6 @@ def print_status(spec: StudySpec, console: Console | None = None) -> None:
             f"best by validation: trial {number}, validation Δm {value:+.2f}% "
             + (f"(its test Δm {test:+.2f}%; test Δ per task: {deltas})" if test is not None else "")
         )
-    from sweeps.verdict import pick_winner, share_text, study_runs, winner_lines
 
     runs = study_runs(spec)
     if spec.search.confirms or runs["confirm"]:
@@ -310,6 +318,7 @@ def _per_task(attrs: dict) -> str:
 
 
 def _was_retried(study, trial) -> bool:
+    # here, not at the top: optuna loads only when this runs
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     return any(

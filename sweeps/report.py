@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sweeps import record
+from sweeps.errors import StudyError
+from sweeps.groups import _trained_sets, recommend
+from sweeps.transfer_matrix import pair_matrix, study_pair_runs
 from sweeps.verdict import (
     SETTINGS,
     Estimate,
@@ -29,6 +32,7 @@ from sweeps.verdict import (
     estimate,
     is_complete,
     pick_winner,
+    study_runs,
     tasks_of,
 )
 
@@ -203,8 +207,6 @@ def _recommendation(report: Report, winner: Winner) -> None:
 
 
 def _per_task(report: Report, winner: Winner, tasks: Sequence[str], runs: Sequence[Any]) -> None:
-    from sweeps.transfer_matrix import pair_matrix
-
     report.blocks.append(("h2", "Per task"))
     valid = pair_matrix(tasks, runs, split="valid")
     test = pair_matrix(tasks, runs, split="test")
@@ -256,9 +258,6 @@ def _task_verdict(task: str, winner: Winner) -> tuple[str, str]:
 
 
 def _grouping(report: Report, tasks: Sequence[str], runs: Sequence[Any]) -> None:
-    from sweeps.groups import _trained_sets, recommend
-    from sweeps.transfer_matrix import pair_matrix
-
     report.blocks.append(("h2", "Grouping"))
     if len(tasks) < 2:
         report.blocks.append(("p", "One task: nothing to group."))
@@ -339,9 +338,8 @@ def write_report(spec: Any, quiet_missing: bool = False, tracker: Any = None) ->
     """Write ``<workdir>/report.md`` and log it (and the summary metrics) on the study run
     (through ``tracker`` when given). Returns the path, or None when no trial completed
     (``quiet_missing``: no error)."""
-    from sweeps.errors import StudyError
+    # here, not at the top: mlflow loads only when this runs
     from sweeps.tracking import open_tracker
-    from sweeps.verdict import study_runs
 
     runs = study_runs(spec)
     transfer = _transfer_runs(spec)
@@ -365,6 +363,4 @@ def write_report(spec: Any, quiet_missing: bool = False, tracker: Any = None) ->
 
 
 def _transfer_runs(spec: Any) -> list[Any]:
-    from sweeps.transfer_matrix import study_pair_runs
-
     return [r for r in study_pair_runs(spec) if record.kind_of(r) == record.TRANSFER]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+import sys
 import time
 import zlib
 from collections.abc import Callable
@@ -32,12 +33,15 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweeps import record
 from sweeps.baselines import Baselines
+from sweeps.confirm import confirm_name, run_confirm
 from sweeps.errors import StudyError
 from sweeps.interrupts import raise_pending
 from sweeps.optuna_storage import make_storage
 from sweeps.progress import Reporter
+from sweeps.report import write_report
 from sweeps.schema import StudySpec
-from sweeps.space import grid_size, grid_values
+from sweeps.search_registry import PRUNERS, SAMPLERS
+from sweeps.space import grid_size
 from sweeps.study_data import load_study_data
 from sweeps.study_state import best_of, count_finished, counts, pareto_front
 from sweeps.tracking import Tracker, open_tracker
@@ -75,35 +79,16 @@ def worker_index(worker: bool = False) -> int:
 
 
 def make_sampler(spec: StudySpec, offset: int, worker: bool = False) -> optuna.samplers.BaseSampler:
-    # A resumed study must not replay the first trials' draws, nor a worker another's: the seed
-    # moves with the trials already there and with the worker.
+    """The study's sampler (``sweeps.search_registry``). A resumed study must not replay the
+    first trials' draws, nor a worker another's: the seed moves with the trials already there
+    and with the worker."""
     seed = (spec.seed + offset + 100_003 * worker_index(worker)) % 2**32
-    name = spec.search.sampler
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "grid":
-        return optuna.samplers.GridSampler(grid_values(spec), seed=seed)
-    if name == "cmaes":  # categorical parameters are drawn by its independent (random) sampler
-        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
-    if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
-    return optuna.samplers.TPESampler(seed=seed)
+    return SAMPLERS.entry(spec.search.sampler).load()(spec, seed)
 
 
 def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
-    pruner = spec.search.effective_pruner
-    if pruner == "none":
-        return optuna.pruners.NopPruner()
-    # epochs 1..warmup are reported but never pruned (trial.py asks the pruner after them only)
-    first = spec.pruner_warmup + 1
-    if pruner == "hyperband":
-        epochs = spec.training.epochs
-        return optuna.pruners.HyperbandPruner(
-            min_resource=min(first, epochs), max_resource=epochs, reduction_factor=3
-        )
-    return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=first)
+    """The study's pruner (``sweeps.search_registry``); none for a multi-objective study."""
+    return PRUNERS.entry(spec.search.effective_pruner).load()(spec)
 
 
 def open_study(spec: StudySpec, worker: bool = False) -> optuna.Study:
@@ -191,8 +176,6 @@ class Janitor:
     def _confirm_study(self) -> optuna.Study | None:
         """The study's confirm trials (``sweeps.confirm``), once there are any."""
         if self._confirm is None and self.spec.search.confirms:
-            from sweeps.confirm import confirm_name
-
             try:
                 self._confirm = optuna.load_study(
                     study_name=confirm_name(self.spec), storage=make_storage(self.spec)
@@ -339,8 +322,6 @@ def run_study(
                     outcome.number, outcome.state, outcome.value, best, outcome.note
                 )
         if not summary.stopped_by_timeout and spec.search.confirms:
-            from sweeps.confirm import run_confirm
-
             summary.confirmed, confirmed = run_confirm(ctx, study, deadline)
             summary.stopped_by_timeout = not confirmed
     except KeyboardInterrupt:
@@ -373,11 +354,7 @@ def run_study(
 
 def _write_report(spec: StudySpec, tracker: Tracker) -> Path | None:
     try:
-        from sweeps.report import write_report
-
         return write_report(spec, quiet_missing=True, tracker=tracker)
     except Exception as exc:  # the record of the trials matters more than the report
-        import sys
-
         print(f"warning: the report could not be written: {exc}", file=sys.stderr)
         return None

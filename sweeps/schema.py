@@ -21,11 +21,13 @@ from pydantic import (
 )
 
 from mtl_core.config import ModelSettings, TrainingSettings
+from mtl_core.data.builtin import ARRAY_SOURCES
 from mtl_core.data.features import TextFeatures
 from mtl_core.registry import (
     method_params,
 )
 from mtl_core.tasks import TaskType, allowed_metrics
+from sweeps.search_registry import PRUNERS, SAMPLERS
 
 TASK_NAME = re.compile(r"^[a-z0-9_]+$")
 TaskTypeName = Literal[tuple(t.value for t in TaskType)]  # type: ignore[valid-type]
@@ -90,8 +92,6 @@ class TaskConfig(Strict):
     @property
     def is_array(self) -> bool:
         """Inputs and targets are named arrays (an .npz file, builtin:digits)."""
-        from mtl_core.data.builtin import ARRAY_SOURCES
-
         if self.builtin is not None:
             return self.builtin in ARRAY_SOURCES
         if self.format is not None:
@@ -239,8 +239,8 @@ class ConfirmConfig(Strict):
 class SearchConfig(Strict):
     n_trials: Annotated[int, Field(ge=1)] = 20
     timeout: Annotated[float, Field(gt=0)] | None = None
-    sampler: Literal["tpe", "random", "grid", "cmaes", "nsga2", "gp"] = "tpe"
-    pruner: Literal["none", "median", "hyperband"] = "median"
+    sampler: Literal[tuple(SAMPLERS)] = "tpe"  # type: ignore[valid-type]
+    pruner: Literal[tuple(PRUNERS)] = "median"  # type: ignore[valid-type]
     objective: Literal["delta_m", "per_task"] = "delta_m"
     space: dict[str, RangeParam | ChoicesParam | SubsetsParam] = Field(default_factory=dict)
     # a worker that sends no heartbeat for 2 x heartbeat_s seconds is taken for dead: its

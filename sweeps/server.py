@@ -12,6 +12,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 from sweeps.masking import mask
@@ -75,9 +77,6 @@ def launch_tracking_server(
 def wait_healthy(url: str, proc: subprocess.Popen, wait_s: float = 90.0) -> None:
     """Until ``url`` answers 200; raises ``RuntimeError`` if ``proc`` exits or time runs out
     (an MLflow server takes 6-8 s to start here, up to 27 s on a busy machine)."""
-    import time
-    import urllib.request
-
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mtl_core.data.arrays import tasks_from_arrays
 from mtl_core.data.builtin import DEFAULTS as BUILTIN_OPTIONS
+from mtl_core.data.builtin import load_builtin
 from mtl_core.data.features import FeatureSpace, TextFeatures
 from mtl_core.data.prepare import TaskData, TaskFrame, prepare_tasks
 from mtl_core.data.readers import DataError, read_arrays, read_table
@@ -174,8 +176,6 @@ def _content(path: Path, contents: dict) -> str:
 
 
 def _builtin(name: str, task: TaskConfig, digest) -> object:
-    from mtl_core.data.builtin import load_builtin
-
     key = ("builtin", task.builtin, tuple(sorted((task.options or {}).items())))
     if key not in _SOURCES:
         try:
@@ -217,8 +217,6 @@ def _array_source(spec: StudySpec, name: str, task: TaskConfig, contents: dict):
 def _array_tasks(spec: StudySpec, arrays: dict[str, dict]) -> dict[str, TaskData]:
     """Tasks over the same arrays (same source, inputs and fractions) are built together, so
     they share rows and input arrays."""
-    from mtl_core.data.arrays import tasks_from_arrays
-
     groups: dict[tuple, list[str]] = {}
     for name, source in arrays.items():
         task = spec.tasks[name]

@@ -15,11 +15,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import requests
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from sweeps import record
 from sweeps.interrupts import atomic
+from sweeps.masking import mask
 
 if TYPE_CHECKING:
     from sweeps.schema import StudySpec
@@ -87,8 +89,6 @@ class RetryingClient:
                     raise
                 waited = time.monotonic() - started
                 if waited >= self.retry_s:
-                    from sweeps.masking import mask
-
                     self.down = TrackingUnavailable(
                         f"the tracking store {mask(self._uri)} did not answer for "
                         f"{waited:.0f} s (search.store_retry_s: {self.retry_s:g}): "
@@ -97,8 +97,6 @@ class RetryingClient:
                     )
                     raise self.down from None
                 if not self._said:
-                    from sweeps.masking import mask
-
                     self._said = True
                     print(
                         mask(
@@ -114,8 +112,6 @@ class RetryingClient:
 
 
 def _transient(exc: BaseException) -> bool:
-    import requests
-
     if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
         return True
     text = f"{type(exc).__name__}: {exc}"
@@ -234,8 +230,6 @@ class Tracker:
         except TrackingUnavailable:
             raise
         except Exception as exc:
-            from sweeps.masking import mask
-
             reason = mask(f"{type(exc).__name__}: {_first_line(exc)}")
             if not self._artifact_warned:
                 self._artifact_warned = True

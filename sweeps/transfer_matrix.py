@@ -19,6 +19,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from rich.table import Table
+
 from sweeps import record
 
 if TYPE_CHECKING:
@@ -99,8 +101,6 @@ def study_pair_runs(spec: StudySpec) -> list[Any]:
 
 
 def print_matrix(matrix: PairMatrix, console: Console, title: str) -> None:
-    from rich.table import Table
-
     table = Table("task \\ with", *matrix.tasks, title=title)
     for i in matrix.tasks:
         cells = []

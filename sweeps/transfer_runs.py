@@ -24,6 +24,7 @@ from rich.console import Console
 from mtl_core.train import fit
 from sweeps import record
 from sweeps.baselines import Baselines
+from sweeps.errors import StudyError
 from sweeps.masking import mask
 from sweeps.runner import open_tracker, study_params
 from sweeps.schema import StudySpec
@@ -36,8 +37,6 @@ from sweeps.trial import _summarise, seeds_of
 
 def run_transfer(spec: StudySpec, settings: str, console: Console) -> PairMatrix:
     if len(spec.tasks) < 2:
-        from sweeps.errors import StudyError
-
         raise StudyError("tasks: a transfer matrix needs at least two tasks")
     data = load_study_data(spec)
     tracker = open_tracker(spec)

@@ -20,9 +20,11 @@ import math
 import os
 import socket
 import statistics
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
@@ -38,6 +40,7 @@ from sweeps.schema import StudySpec
 from sweeps.space import TrialConfig, sample, trial_problems
 from sweeps.study_data import StudyData
 from sweeps.tracking import Tracker, TrackingUnavailable
+from sweeps.trial_diagnostics import log_diagnostics
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"  # which process ran a trial
 
@@ -245,8 +248,6 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
         metrics += record.time_metrics(times["train"], times["baseline"], seconds)
         ctx.tracker.log(run_id, metrics=metrics)
         if config.training.diagnostics_every > 0:
-            from sweeps.trial_diagnostics import log_diagnostics
-
             ctx.reporter.phase("diagnostics")
             data = ctx.baselines.data_of(config)
             log_diagnostics(ctx.tracker, run_id, data, config, results[0], seeds[0])
@@ -448,9 +449,6 @@ def mean_affinity(results: list[FitResult]) -> dict[str, dict[str, float]] | Non
 
 
 def _log_affinity_csv(tracker: Tracker, run_id: str, affinity: dict) -> None:
-    import tempfile
-    from pathlib import Path
-
     tasks = list(affinity)
     lines = ["from," + ",".join(tasks)]  # row: the task stepped on; column: the task measured
     lines += [f"{i}," + ",".join(f"{affinity[i][j]:.6g}" for j in tasks) for i in tasks]
@@ -461,9 +459,10 @@ def _log_affinity_csv(tracker: Tracker, run_id: str, affinity: dict) -> None:
 
 
 def _t975(dof: int) -> float:
-    from scipy.stats import t
+    """The 97.5% quantile of Student's t with ``dof`` degrees of freedom."""
+    from scipy import stats  # scipy.stats loads only when an interval is computed
 
-    return float(t.ppf(0.975, dof))
+    return float(stats.t.ppf(0.975, dof))
 
 
 def _close(

@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from scipy.stats import spearmanr
+
 from mtl_core.config import single_task_config
 from mtl_core.diagnostics import compatible, cross_task_scores, feature_importance, top_features
 from mtl_core.train import FitResult, fit
@@ -35,8 +37,6 @@ def log_diagnostics(
     result: FitResult,
     seed: int,
 ) -> float:
-    from scipy.stats import spearmanr
-
     started = time.perf_counter()
     tasks = result.tasks
     single_config = single_task_config(config.train_config(seed))

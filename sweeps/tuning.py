@@ -36,6 +36,7 @@ class TuningOutcome:
 def tune(
     spec: StudySpec, data: StudyData, task: str, key: str, on_train: Sequence[Any] = ()
 ) -> TuningOutcome:
+    # here, not at the top: torch loads only when this runs
     from mtl_core.train import fit
 
     metric = data.tasks[task].spec.metric

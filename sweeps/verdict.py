@@ -182,6 +182,7 @@ def study_runs(spec: Any) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {record.TRIAL: [], record.CONFIRM: [], record.BASELINE: []}
     if spec.embedded and not (spec.workdir_path / "mlflow.db").exists():
         return out
+    # here, not at the top: mlflow loads only when this runs
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(spec.tracking)

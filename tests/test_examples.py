@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from sweeps.spec import load_spec
-from tests.helpers import ROOT, sweeps
+from tests.helpers import ROOT, cli
 
 
 def test_diagnose_example_is_valid_and_keeps_its_own_stores():
     path = ROOT / "examples" / "sentiment" / "diagnose.yaml"
-    result = sweeps("validate", str(path))
+    result = cli("validate", str(path))
     assert result.returncode == 0, result.stderr
     spec, main = load_spec(path), load_spec(path.with_name("study.yaml"))
     assert spec.workdir_path != main.workdir_path and spec.name != main.name

@@ -69,6 +69,29 @@ def test_no_import_loop_between_modules():
     assert loop is None, " -> ".join(loop)
 
 
+def test_every_import_inside_a_function_says_why():
+    """An import belongs at the top of its file unless it keeps something heavy out of light
+    commands; then a comment (on its line or the one above) says so. The command line's
+    module docstring says it once for all of its commands."""
+    assert "stay fast" in (ROOT / "sweeps" / "cli.py").read_text().split('"""')[1]
+    unexplained = []
+    for name, path in _modules().items():
+        if name == "sweeps.cli":
+            continue
+        lines = path.read_text(encoding="utf-8").split("\n")
+        functions = [
+            f
+            for f in ast.walk(ast.parse("\n".join(lines)))
+            if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+        ]
+        for node in (n for f in functions for n in ast.walk(f)):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                here, above = lines[node.lineno - 1], lines[node.lineno - 2].strip()
+                if "#" not in here and not above.startswith("#"):
+                    unexplained.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not unexplained, unexplained
+
+
 def test_only_the_command_line_imports_dashboards():
     modules = _modules()
     importers = {

@@ -9,7 +9,7 @@ import typer.main
 
 from sweeps.cli import app
 from sweeps.masking import mask
-from tests.helpers import ROOT, small_study, sweeps, write_study
+from tests.helpers import ROOT, cli, small_study, write_study
 
 
 def _option_default(command: str, option: str):
@@ -39,7 +39,7 @@ def test_yaml_tags_that_run_code_are_refused(tmp_path):
         "name: safe", f"name: !!python/object/apply:os.system ['touch {marker}']"
     )
     path.write_text(text)
-    result = sweeps("validate", str(path), cwd=tmp_path)
+    result = cli("validate", str(path), cwd=tmp_path)
     assert result.returncode == 2
     assert "not valid YAML" in result.stderr and "Traceback" not in result.stderr
     assert not marker.exists()

@@ -22,8 +22,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.datasets import load_digits
 
 from mtl_core.data.readers import DataError
+from mtl_core.data.synthetic import labelling_directions, noisy_labels
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "sincos": {"rows": 2000, "noise": 0.0, "seed": 0},
@@ -88,8 +90,6 @@ def realised_correlation(frame: pd.DataFrame) -> float:
 
 
 def _related(rows: int, features: int, noise: float, seed: int) -> pd.DataFrame:
-    from mtl_core.data.synthetic import labelling_directions, noisy_labels
-
     rng = np.random.default_rng(seed)
     shared, other = labelling_directions(rng, int(features))
     x = rng.normal(size=(int(rows), int(features)))
@@ -100,8 +100,6 @@ def _related(rows: int, features: int, noise: float, seed: int) -> pd.DataFrame:
 
 
 def _digits() -> dict[str, np.ndarray]:
-    from sklearn.datasets import load_digits
-
     digits = load_digits()
     return {
         "images": (digits.images / 16.0).astype(np.float32),

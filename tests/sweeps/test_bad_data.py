@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import assert_refused, cli, sweeps, write_study
+from tests.helpers import assert_refused, cli, write_study
 
 GOOD = "x,colour,y\n" + "".join(
     f"{i * 0.5},{'red' if i % 3 else 'blue'},{i % 2}\n" for i in range(40)
@@ -188,7 +188,7 @@ def test_run_refuses_bad_data_before_training(tmp_path, case):
     files, task, needles = CASES[case]
     _write(tmp_path, files)
     write_study(tmp_path, _study(task))
-    assert_refused(sweeps("run", "study.yaml", cwd=tmp_path), needles, tmp_path)
+    assert_refused(cli("run", "study.yaml", cwd=tmp_path), needles, tmp_path)
 
 
 def test_the_good_table_is_valid(tmp_path):

@@ -131,14 +131,12 @@ def test_run_refuses_and_writes_nothing(tmp_path, case):
 def test_validate_refuses(tmp_path, case):
     dotted, value, needles = CASES[case]
     write_study(tmp_path, _set(small_study(), dotted, value))
-    assert_refused(
-        sweeps("validate", "study.yaml", cwd=tmp_path), needles, tmp_path
-    )  # a real process
+    assert_refused(cli("validate", "study.yaml", cwd=tmp_path), needles, tmp_path)  # a real process
 
 
 def test_yaml_syntax_error_names_file_and_line(tmp_path):
     (tmp_path / "study.yaml").write_text("name: x\ntasks:\n  imdb: {path: a.txt\n  yelp: 3\n")
-    result = sweeps("validate", "study.yaml", cwd=tmp_path)
+    result = cli("validate", "study.yaml", cwd=tmp_path)
     assert result.returncode == 2
     assert "study.yaml:" in result.stderr and "not valid YAML" in result.stderr
     assert "Traceback" not in result.stderr
@@ -153,7 +151,7 @@ def test_field_errors_carry_the_yaml_line(tmp_path):
 
 
 def test_missing_study_file(tmp_path):
-    result = sweeps("run", "absent.yaml", cwd=tmp_path)
+    result = sweeps("run", "absent.yaml", cwd=tmp_path)  # a real process: its exit status
     assert result.returncode == 2
     assert "absent.yaml" in result.stderr and "Traceback" not in result.stderr
 

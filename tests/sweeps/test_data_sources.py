@@ -11,7 +11,7 @@ from mtl_core.data.builtin import load_builtin, realised_correlation
 from sweeps.runner import run_study
 from sweeps.spec import load_spec
 from sweeps.study_data import load_study_data
-from tests.helpers import sweeps, write_study
+from tests.helpers import cli, write_study
 
 
 def _study(name: str, tasks: dict, **sections) -> dict:
@@ -85,7 +85,7 @@ def test_digits_run_with_the_conv_trunk_from_a_study(tmp_path):
     data = load_study_data(spec)
     assert data.tasks["digit"].input_shape == (8, 8)
     assert data.tasks["digit"].x["train"] is data.tasks["odd"].x["train"]
-    validated = sweeps("validate", str(tmp_path / "study.yaml"))
+    validated = cli("validate", str(tmp_path / "study.yaml"))
     assert validated.returncode == 0 and "images [array] 8×8 for digit,odd" in validated.stdout
     run_study(spec)
     client = MlflowClient(spec.tracking)
@@ -111,19 +111,19 @@ def test_npz_arrays_and_their_bad_cases(tmp_path):
         data.tasks["top"].input_shape == (6, 6, 2)
         and data.tasks["top"].x["train"] is data.tasks["bright"].x["train"]
     )
-    result = sweeps("run", str(path), "--quiet")
+    result = cli("run", str(path), "--quiet")
     assert result.returncode == 0, result.stderr
 
     for task in tasks.values():  # the bad studies live in other folders
         task["path"] = str(tmp_path / "images.npz")
     tasks["top"]["target"] = "nope"
-    bad = sweeps("validate", str(write_study(tmp_path / "bad", _study("npz", tasks))))
+    bad = cli("validate", str(write_study(tmp_path / "bad", _study("npz", tasks))))
     assert bad.returncode == 2
     assert "tasks.top.target" in bad.stderr and "has no array 'nope'" in bad.stderr
     assert "pixels" in bad.stderr  # and says what it holds
     (tmp_path / "broken.npz").write_bytes(b"not a zip")
     tasks["top"] = {**tasks["top"], "path": str(tmp_path / "broken.npz"), "target": "top"}
-    broken = sweeps("validate", str(write_study(tmp_path / "bad2", _study("npz", tasks))))
+    broken = cli("validate", str(write_study(tmp_path / "bad2", _study("npz", tasks))))
     assert (
         broken.returncode == 2
         and "tasks.top.path" in broken.stderr
@@ -143,7 +143,7 @@ def test_bad_builtin_sources_name_the_field(tmp_path, path, options, expected):
     task = {"path": path, "inputs": "x", "target": "sin", "type": "regression"}
     if options:
         task["options"] = options
-    result = sweeps("validate", str(write_study(tmp_path, _study("bad", {"sin": task}))))
+    result = cli("validate", str(write_study(tmp_path, _study("bad", {"sin": task}))))
     assert result.returncode == 2, result.stdout
     assert "tasks.sin" in result.stderr and expected in result.stderr
 

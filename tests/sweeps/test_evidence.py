@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from mtl_core import transfer
 from sweeps.plan import baseline_budget
 from sweeps.spec import StudySpec, load_spec
-from tests.helpers import small_study, sweeps, write_study
+from tests.helpers import cli, small_study, write_study
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,7 @@ def _study(name: str = "evidence", **search) -> dict:
 def finished(tmp_path_factory):
     folder = tmp_path_factory.mktemp("evidence")
     path = write_study(folder, _study())
-    result = sweeps("run", str(path), cwd=folder)
+    result = cli("run", str(path), cwd=folder)
     assert result.returncode == 0, result.stderr
     spec = load_spec(path)
     client = MlflowClient(spec.tracking)
@@ -85,7 +85,7 @@ def test_every_best_is_the_validation_arg_max(finished):
     study = optuna.load_study(study_name=spec.name, storage=spec.optuna_storage)
     assert study.best_trial.number == by_valid
 
-    status = sweeps("status", str(path))
+    status = cli("status", str(path))
     assert f"best by validation: trial {by_valid}," in status.stdout
     assert f"winner (chosen on validation): trial {won} " in status.stdout
     assert "baselines took" in status.stdout
@@ -102,7 +102,7 @@ def test_every_best_is_the_validation_arg_max(finished):
     assert f"The search's best trial by validation was trial {by_valid} " in report
     assert winner.info.run_id in report
 
-    moved = sweeps("transfer", str(path))
+    moved = cli("transfer", str(path))
     assert moved.returncode == 0, moved.stderr
     assert f"the settings of best trial {by_valid}" in moved.stdout
 
@@ -198,14 +198,14 @@ def test_every_number_in_the_report_is_in_mlflow(finished):
 
 def test_report_needs_a_complete_trial(tmp_path):
     path = write_study(tmp_path, _study("empty"))
-    result = sweeps("report", str(path))
+    result = cli("report", str(path))
     assert result.returncode == 2
     assert "no complete trial yet" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_validate_counts_the_baselines_and_warns_on_ranges(finished, tmp_path):
     _, path, *_ = finished
-    shown = sweeps("validate", str(path))
+    shown = cli("validate", str(path))
     # 2 tasks x 2 widths x (1 search seed + 2 confirmation seeds)
     assert "baselines: at most 12 distinct single-task models" in shown.stdout
     assert "warning" not in shown.stdout
@@ -262,7 +262,7 @@ def test_a_confirmation_killed_mid_way_is_resumed(tmp_path):
         if proc.poll() is None:
             proc.kill()
         log.close()
-    again = sweeps("run", str(path))
+    again = cli("run", str(path))
     assert again.returncode == 0, again.stderr
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("resume")

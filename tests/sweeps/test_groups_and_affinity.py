@@ -17,7 +17,7 @@ from mtl_core.models.sparse_input import sparse_batch
 from sweeps.groups import partitions, recommend
 from sweeps.runner import run_study
 from sweeps.spec import load_spec
-from tests.helpers import small_study, sweeps, write_study
+from tests.helpers import cli, small_study, write_study
 
 
 def test_partitions_respect_the_budget():
@@ -126,7 +126,7 @@ def test_trials_log_affinities_and_groups_use_them(tmp_path):
     assert len(baselines) == 3 and not any(
         "affinity/" in k for b in baselines for k in b.data.metrics
     )
-    result = sweeps("groups", str(path), "--source", "affinity", "--budget", "2", cwd=tmp_path)
+    result = cli("groups", str(path), "--source", "affinity", "--budget", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "recommended grouping" in result.stdout and "predicted total" in result.stdout
 
@@ -134,9 +134,9 @@ def test_trials_log_affinities_and_groups_use_them(tmp_path):
 def test_groups_says_what_is_missing(tmp_path):
     study = small_study("missing", training={"epochs": 1})
     path = write_study(tmp_path, study)
-    pairs = sweeps("groups", str(path), cwd=tmp_path)
+    pairs = cli("groups", str(path), cwd=tmp_path)
     assert pairs.returncode == 2 and "sweeps transfer" in pairs.stderr
-    affinity = sweeps("groups", str(path), "--source", "affinity", cwd=tmp_path)
+    affinity = cli("groups", str(path), "--source", "affinity", cwd=tmp_path)
     assert affinity.returncode == 2 and "training.affinity_every" in affinity.stderr
-    bad = sweeps("groups", str(path), "--source", "vibes", cwd=tmp_path)
+    bad = cli("groups", str(path), "--source", "vibes", cwd=tmp_path)
     assert bad.returncode == 2 and "--source" in bad.stderr

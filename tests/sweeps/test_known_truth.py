@@ -9,7 +9,7 @@ import pytest
 from mtl_core.data.synthetic import related_tasks
 from sweeps.spec import load_spec
 from sweeps.transfer_matrix import matrix_from_store
-from tests.helpers import sweeps, write_study
+from tests.helpers import cli, write_study
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def known(tmp_path_factory):
     }
     path = write_study(folder, study)
     for command in (("run", str(path)), ("transfer", str(path), "--settings", "fixed")):
-        result = sweeps(*command, cwd=folder)
+        result = cli(*command, cwd=folder)
         assert result.returncode == 0, result.stderr
     return folder, path
 
@@ -68,7 +68,7 @@ def test_the_affinities_agree(known):
 @pytest.mark.parametrize("source", ["pairs", "affinity"])
 def test_the_recommendation_groups_the_related_pair(known, source):
     folder, path = known
-    result = sweeps("groups", str(path), "--budget", "2", "--source", source, cwd=folder)
+    result = cli("groups", str(path), "--budget", "2", "--source", source, cwd=folder)
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
     groups = {line.split("│")[2].strip() for line in rows}

@@ -10,11 +10,11 @@ from mlflow.tracking import MlflowClient
 from mtl_core.methods import CATALOGUE
 from sweeps.runner import run_study
 from sweeps.spec import load_spec
-from tests.helpers import small_study, sweeps, write_study
+from tests.helpers import cli, small_study, write_study
 
 
 def test_methods_lists_every_registered_name_with_its_setting():
-    result = sweeps("methods")
+    result = cli("methods")
     assert result.returncode == 0, result.stderr
     for entries in CATALOGUE.values():
         for name in entries:
@@ -51,7 +51,7 @@ def test_distillation_uses_the_baselines_as_teachers_across_runs(tmp_path):
         assert run.data.params["training.distill"] == "0.0"  # the teacher itself is not distilled
     # a second process: baselines come from MLflow, their logits from the artifacts
     more = study | {"search": study["search"] | {"n_trials": 2}}
-    result = sweeps("run", str(write_study(tmp_path, more)))
+    result = cli("run", str(write_study(tmp_path, more)))
     assert result.returncode == 0, result.stderr
     trials = optuna.load_study(study_name=spec.name, storage=spec.optuna_storage).trials
     assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
@@ -92,9 +92,9 @@ def test_method_settings_are_searchable_and_validated(tmp_path):
 
     bad = dict(study)
     bad["training"] = {**study["training"], "optimizer_per_task": True}
-    result = sweeps("validate", str(write_study(tmp_path / "bad", bad)))
+    result = cli("validate", str(write_study(tmp_path / "bad", bad)))
     assert result.returncode == 2
     assert "training.optimizer_per_task" in result.stderr and "not `joint`" in result.stderr
     bad["training"] = {**study["training"], "temperature": 0}
-    result = sweeps("validate", str(write_study(tmp_path / "bad2", bad)))
+    result = cli("validate", str(write_study(tmp_path / "bad2", bad)))
     assert result.returncode == 2 and "training.temperature" in result.stderr

@@ -10,7 +10,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import small_study, sweeps, write_study
+from tests.helpers import cli, small_study, sweeps, write_study
 
 EPOCHS = 2
 SPACE = {
@@ -185,7 +185,7 @@ def test_rerun_extends_the_study_and_reuses_baselines(study_dir, client, experim
     for run in new_trials:
         if run.data.metrics["time/baseline_s"] == 0:
             break
-    status = sweeps("status", "study.yaml", cwd=study_dir)
+    status = cli("status", "study.yaml", cwd=study_dir)
     assert status.returncode == 0
     assert "best by validation: trial" in status.stdout
     for number in range(6):

@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from sweeps.runner import run_study
 from sweeps.spec import load_spec
-from tests.helpers import small_study, sweeps, write_study
+from tests.helpers import cli, small_study, sweeps, write_study
 
 
 def test_sampled_combination_that_cannot_train_is_pruned_with_reason(tmp_path):
@@ -92,7 +92,7 @@ def test_help_and_validate_load_neither_torch_nor_mlflow(tmp_path):
 
 def test_status_before_any_run(tmp_path):
     write_study(tmp_path, small_study())
-    result = sweeps("status", "study.yaml", cwd=tmp_path)
+    result = cli("status", "study.yaml", cwd=tmp_path)
     assert result.returncode == 0
     assert "no trials yet" in result.stdout
 
@@ -145,10 +145,10 @@ def test_changing_the_objective_of_an_existing_study_is_refused(tmp_path):
     study = small_study("obj", training={"epochs": 1}, search={"n_trials": 1})
     study["tasks"].pop("amazon")
     write_study(tmp_path, study)
-    assert sweeps("run", "study.yaml", cwd=tmp_path).returncode == 0
+    assert cli("run", "study.yaml", cwd=tmp_path).returncode == 0
     study["search"].update({"objective": "per_task", "pruner": "none", "n_trials": 2})
     write_study(tmp_path, study)
-    result = sweeps("run", "study.yaml", cwd=tmp_path)
+    result = cli("run", "study.yaml", cwd=tmp_path)
     assert result.returncode == 2
     assert "search.objective" in result.stderr and "already exists" in result.stderr
     assert "Traceback" not in result.stderr
@@ -157,11 +157,11 @@ def test_changing_the_objective_of_an_existing_study_is_refused(tmp_path):
 def test_baselines_command_lists_matched_baselines_without_training(tmp_path):
     study = small_study("bl", training={"epochs": 1}, search={"n_trials": 1})
     write_study(tmp_path, study)
-    empty = sweeps("baselines", "study.yaml", "--show", cwd=tmp_path)
+    empty = cli("baselines", "study.yaml", "--show", cwd=tmp_path)
     assert empty.returncode == 0 and "no baseline recorded yet" in empty.stdout
     assert not (tmp_path / ".sweeps" / "mlflow.db").exists()  # showing wrote nothing
-    assert sweeps("run", "study.yaml", cwd=tmp_path).returncode == 0
-    shown = sweeps("baselines", "study.yaml", cwd=tmp_path)
+    assert cli("run", "study.yaml", cwd=tmp_path).returncode == 0
+    shown = cli("baselines", "study.yaml", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     assert "`matched`" in shown.stdout
     for task in ("imdb", "yelp", "amazon"):

@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from sweeps.runner import run_study
 from sweeps.spec import load_spec
-from tests.helpers import small_study, sweeps, write_study
+from tests.helpers import cli, small_study, write_study
 
 TWO_TASKS = ["imdb", "yelp"]
 
@@ -127,7 +127,7 @@ def test_per_task_objective_tags_the_pareto_front(tmp_path):
     study["search"].pop("pruner")  # left out: a multi-objective study runs unpruned
     path = write_study(tmp_path, study)
     spec = load_spec(path)
-    result = sweeps("run", str(path), "--quiet", cwd=tmp_path)
+    result = cli("run", str(path), "--quiet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     ostudy = optuna.load_study(study_name="pareto", storage=spec.optuna_storage)
     assert len(ostudy.directions) == 2
@@ -145,7 +145,7 @@ def test_per_task_objective_tags_the_pareto_front(tmp_path):
             all(o[i] >= values[n][i] for i in range(2)) and o != values[n] for o in values.values()
         )
     assert "Pareto-optimal trials: " + ", ".join(map(str, sorted(front))) in result.stdout
-    status = sweeps("status", str(path), cwd=tmp_path)
+    status = cli("status", str(path), cwd=tmp_path)
     assert (
         "Pareto-optimal trials" in status.stdout
         and ", ".join(map(str, sorted(front))) in status.stdout
@@ -155,7 +155,7 @@ def test_per_task_objective_tags_the_pareto_front(tmp_path):
 def test_pruner_with_per_task_is_refused_before_anything_runs(tmp_path):
     study = _two_tasks(small_study("mo", search={"objective": "per_task", "pruner": "median"}))
     path = write_study(tmp_path, study)
-    result = sweeps("run", str(path), cwd=tmp_path)
+    result = cli("run", str(path), cwd=tmp_path)
     assert result.returncode == 2
     assert "search.pruner" in result.stderr and "cannot prune multi-objective" in result.stderr
     assert not (tmp_path / ".sweeps").exists()
@@ -193,7 +193,7 @@ def test_seeds_report_means_std_and_significance(tmp_path):
     # `sweeps status` says which negative Δ are real and which are noise
     (ot,) = _trials(spec)
     assert set(ot.user_attrs["significant"]) == set(TWO_TASKS)
-    status = sweeps("status", str(tmp_path / "study.yaml"), cwd=tmp_path)
+    status = cli("status", str(tmp_path / "study.yaml"), cwd=tmp_path)
     for task in TWO_TASKS:
         value, flag = m[f"delta/{task}"], m[f"delta/{task}_significant"]
         shown = f"{task} {value:+.1f}" + ((" real" if flag else " noise") if value < 0 else "")
@@ -249,7 +249,7 @@ def test_tuned_baselines_are_tuned_once_and_reused(tmp_path):
     # a re-run with more trials, and `sweeps baselines`, train no baseline again
     run_study(spec, n_trials=4)
     assert len(_runs(spec, "baseline")) == 2
-    shown = sweeps("baselines", str(path), cwd=tmp_path)
+    shown = cli("baselines", str(path), cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     assert "reused" in shown.stdout and "tuned" in shown.stdout and "hidden_size=" in shown.stdout
     assert len(_runs(spec, "baseline")) == 2
@@ -263,7 +263,7 @@ def test_tuned_mode_needs_something_to_tune(tmp_path):
             search={"space": {"training.schedule": {"choices": ["joint", "round_robin"]}}},
         )
     )
-    result = sweeps("validate", str(write_study(tmp_path, study)), cwd=tmp_path)
+    result = cli("validate", str(write_study(tmp_path, study)), cwd=tmp_path)
     assert result.returncode == 2 and "baselines.mode" in result.stderr
 
 
@@ -274,7 +274,7 @@ def test_grid_needs_finite_values(tmp_path):
             search={"sampler": "grid", "space": {"training.lr": {"low": 0.001, "high": 0.01}}},
         )
     )
-    result = sweeps("validate", str(write_study(tmp_path, study)), cwd=tmp_path)
+    result = cli("validate", str(write_study(tmp_path, study)), cwd=tmp_path)
     assert result.returncode == 2
     assert (
         "search.space.training.lr: the grid sampler needs a finite set of values" in result.stderr

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from sweeps.runner import run_study
 from sweeps.spec import load_spec
 from sweeps.transfer_matrix import matrix_from_store
-from tests.helpers import small_study, sweeps, write_study
+from tests.helpers import cli, small_study, write_study
 
 TASKS = ["amazon", "imdb", "yelp"]
 
@@ -58,7 +58,7 @@ def test_sweeps_transfer_fills_the_matrix_and_reuses_its_runs(tmp_path):
     study = small_study("fill", training={"epochs": 1}, search={"n_trials": 1})
     path = write_study(tmp_path, study)
     spec = load_spec(path)
-    first = sweeps("transfer", str(path), cwd=tmp_path)
+    first = cli("transfer", str(path), cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "the study file's fixed settings" in first.stdout  # no trial has completed yet
     runs = _runs(spec, "transfer")
@@ -89,23 +89,23 @@ def test_sweeps_transfer_fills_the_matrix_and_reuses_its_runs(tmp_path):
     assert "transfer_matrix.csv" in [a.path for a in client.list_artifacts(parent.info.run_id)]
     # each pair's baselines are the study's, trained once per task
     assert sorted(r.data.tags["mtl.task"] for r in _runs(spec, "baseline")) == TASKS
-    again = sweeps("transfer", str(path), cwd=tmp_path)
+    again = cli("transfer", str(path), cwd=tmp_path)
     assert again.returncode == 0 and again.stdout.count("reused") == 3
     assert len(_runs(spec, "transfer")) == 3
     # after a trial completes, `best` takes its settings; status shows the matrix
-    assert sweeps("run", str(path), cwd=tmp_path).returncode == 0
-    best = sweeps("transfer", str(path), cwd=tmp_path)
+    assert cli("run", str(path), cwd=tmp_path).returncode == 0
+    best = cli("transfer", str(path), cwd=tmp_path)
     assert "the settings of best trial 0" in best.stdout
-    status = sweeps("status", str(path), cwd=tmp_path)
+    status = cli("status", str(path), cwd=tmp_path)
     assert "pair transfer matrix" in status.stdout
 
 
 def test_transfer_refuses_bad_requests(tmp_path):
     study = small_study("bad", training={"epochs": 1})
     path = write_study(tmp_path, study)
-    result = sweeps("transfer", str(path), "--settings", "median", cwd=tmp_path)
+    result = cli("transfer", str(path), "--settings", "median", cwd=tmp_path)
     assert result.returncode == 2 and "--settings" in result.stderr
     study["tasks"] = {"imdb": study["tasks"]["imdb"]}
     single = write_study(tmp_path, study, "single.yaml")
-    result = sweeps("transfer", str(single), cwd=tmp_path)
+    result = cli("transfer", str(single), cwd=tmp_path)
     assert result.returncode == 2 and "at least two tasks" in result.stderr
