@@ -38,7 +38,8 @@ DISCONNECTED = (
 )
 
 
-def _disconnected(exc: BaseException) -> bool:
+def disconnected(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database did not answer (the storage retries those)."""
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.connection_invalidated:
@@ -69,7 +70,7 @@ def _retry(storage: RetryingRDBStorage, call):
             with atomic(raise_now=False):  # Ctrl-C waits; raised outside Optuna
                 return call()
         except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
-            if not _disconnected(exc) or time.monotonic() - started >= storage.retry_s:
+            if not disconnected(exc) or time.monotonic() - started >= storage.retry_s:
                 raise
             _say_once(storage, exc)
             time.sleep(wait)

@@ -36,7 +36,7 @@ from sweeps.baselines import Baselines
 from sweeps.confirm import confirm_name, run_confirm
 from sweeps.errors import StudyError
 from sweeps.interrupts import raise_pending
-from sweeps.optuna_storage import make_storage
+from sweeps.optuna_storage import disconnected, make_storage
 from sweeps.progress import Reporter
 from sweeps.report import write_report
 from sweeps.schema import StudySpec
@@ -100,8 +100,10 @@ def open_study(spec: StudySpec, worker: bool = False) -> optuna.Study:
             return _open_study(spec, worker)
         except StudyError:
             raise
-        except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.DuplicatedStudyError):
-            if attempt == 5:
+        except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.DuplicatedStudyError) as exc:
+            # an unanswered database was already retried for search.store_retry_s by the
+            # storage: trying again here would wait six times as long
+            if attempt == 5 or disconnected(exc):
                 raise
             time.sleep(0.5 + random.random())
     raise AssertionError("unreachable")

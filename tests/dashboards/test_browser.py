@@ -13,7 +13,7 @@ import pytest
 
 from dashboards import build_dashboard
 from sweeps.spec import load_spec
-from tests.helpers import ROOT, small_study, sweeps, write_study
+from tests.helpers import ROOT, cli, small_study, write_study
 
 SHOTS = ROOT / "tests" / "dashboards" / "screenshots"
 
@@ -58,7 +58,7 @@ def studies(tmp_path_factory):
     )  # fmt: skip
     path = write_study(folder, full)
     for command in (("run", str(path), "--quiet"), ("transfer", str(path))):
-        result = sweeps(*command, cwd=folder)
+        result = cli(*command, cwd=folder)
         assert result.returncode == 0, result.stderr
     pareto = small_study("front", training={"epochs": 1}, search={
         "n_trials": 4, "sampler": "random", "objective": "per_task",
@@ -66,7 +66,7 @@ def studies(tmp_path_factory):
     pareto["tasks"].pop("amazon")
     pareto["search"].pop("pruner")
     front = write_study(folder, pareto, "front.yaml")
-    assert sweeps("run", str(front), "--quiet", cwd=folder).returncode == 0
+    assert cli("run", str(front), "--quiet", cwd=folder).returncode == 0
     return folder, load_spec(path), load_spec(front)
 
 
@@ -116,7 +116,7 @@ def test_served_dashboard_follows_the_study(tmp_path):
     path = write_study(
         tmp_path, small_study("served", training={"epochs": 1}, search={"n_trials": 1})
     )
-    assert sweeps("run", str(path), "--quiet", cwd=tmp_path).returncode == 0
+    assert cli("run", str(path), "--quiet", cwd=tmp_path).returncode == 0
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "sweeps", "dashboard", str(path), "--serve", "--port", str(port), "--refresh", "1"],
@@ -132,7 +132,7 @@ def test_served_dashboard_follows_the_study(tmp_path):
         assert "127.0.0.1" in proc.stdout.readline()
         first = page()
         assert "1 trials (1 complete)" in first and "http-equiv='refresh' content='1'" in first
-        assert sweeps("run", str(path), "--trials", "2", "--quiet", cwd=tmp_path).returncode == 0
+        assert cli("run", str(path), "--trials", "2", "--quiet", cwd=tmp_path).returncode == 0
         deadline = time.monotonic() + 60
         while "2 trials (2 complete)" not in page():
             assert time.monotonic() < deadline, "the served page did not follow the study"

@@ -12,9 +12,12 @@ from collections import Counter
 
 import optuna
 import pytest
+import sqlalchemy
 from mlflow.tracking import MlflowClient
 
+from sweeps.runner import open_study
 from sweeps.server import launch_tracking_server, stop_group
+from sweeps.spec import load_spec
 from tests.helpers import ROOT, free_port, small_study, write_study
 
 pytestmark = pytest.mark.postgres
@@ -186,6 +189,19 @@ def test_passwords_in_store_uris_are_masked(tmp_path):
         "postgresql://u:***@h:5432/db and host=h password=***;"
     )
     assert mask("http://mlflow:5000") == "http://mlflow:5000"
+
+
+def test_an_unanswered_storage_is_given_up_after_store_retry_s(tmp_path):
+    """The storage retries an unanswered database for ``search.store_retry_s``; opening the
+    study must not retry that whole wait again (it did, six times: 2 s became 24 s, and the
+    default 120 s twelve minutes)."""
+    study = small_study("gone", storage="postgresql://u:pw@127.0.0.1:1/nodb")
+    study["search"]["store_retry_s"] = 1
+    spec = load_spec(write_study(tmp_path, study))
+    started = time.monotonic()
+    with pytest.raises(sqlalchemy.exc.OperationalError):
+        open_study(spec)
+    assert time.monotonic() - started < 6  # one retry budget (1 s) and its backoff, not six
 
 
 def test_multi_objective_study_tags_its_pareto_front_on_the_shared_stores(tmp_path, shared):
