@@ -16,7 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from sweeps.server import launch_tracking_server, stop_group
-from tests.helpers import ROOT, free_port, small_study, sweeps, write_study
+from tests.helpers import ROOT, cli, free_port, small_study, sweeps, write_study
 
 
 def _start(path: Path, log, *args: str) -> subprocess.Popen:
@@ -168,7 +168,7 @@ def test_an_unwritable_artifact_store_costs_the_files_not_the_record(tmp_path):
     workdir = tmp_path / ".sweeps"
     workdir.mkdir()
     (workdir / "artifacts").write_text("a file where the artifact folder should be\n")
-    result = sweeps("run", str(path), "--quiet", cwd=tmp_path)
+    result = cli("run", str(path), "--quiet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("the artifact store cannot be written") == 1
     assert "Traceback" not in result.stderr
@@ -262,7 +262,7 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(tmp_path)
         },
     }
     path = write_study(tmp_path, study)
-    result = sweeps("run", str(path), "--quiet", cwd=tmp_path)
+    result = cli("run", str(path), "--quiet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     storage = f"sqlite:///{tmp_path / '.sweeps' / 'optuna.db'}"
     trials = {

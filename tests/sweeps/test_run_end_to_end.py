@@ -164,7 +164,7 @@ def test_baselines_trained_once_per_key(client, experiment_id):
 
 def test_rerun_extends_the_study_and_reuses_baselines(study_dir, client, experiment_id):
     before = {r.data.tags["mtl.baseline_key"] for r in runs_of(client, experiment_id, "baseline")}
-    result = sweeps("run", "study.yaml", "--trials", "6", cwd=study_dir)
+    result = cli("run", "study.yaml", "--trials", "6", cwd=study_dir)
     assert result.returncode == 0, result.stderr
     study = optuna.load_study(
         study_name="e2e", storage=f"sqlite:///{study_dir / '.sweeps' / 'optuna.db'}"
