@@ -90,6 +90,14 @@ class Strategy(Entry):
     gradient_method: bool = False
 
 
+@dataclass(frozen=True)
+class Reader(Entry):
+    """A file format (``tasks.NAME.format``, or told by the file's suffix)."""
+
+    suffixes: tuple[str, ...] = ()  # the suffixes that name it when `format` is not given
+    table: bool = True  # a table of columns (False: named arrays)
+
+
 class Registry(Mapping[str, Entry]):
     """One extension point: name -> entry, in the order a user reads them."""
 
@@ -399,9 +407,60 @@ GRADIENTS = Registry(
         ),
     ],
 )
+READERS = Registry(
+    "reader",
+    "tasks.NAME.format",
+    [
+        Reader(
+            "csv",
+            "comma-separated text; quoting on, spaces after commas dropped",
+            "mtl_core.data.readers:read_csv",
+            suffixes=(".csv",),
+        ),
+        Reader(
+            "tsv",
+            "tab-separated text (.tsv, .txt); quoting off: review sentences hold stray quotes",
+            "mtl_core.data.readers:read_tsv",
+            suffixes=(".tsv", ".txt"),
+        ),
+        Reader(
+            "parquet",
+            "Apache Parquet",
+            "mtl_core.data.readers:read_parquet",
+            suffixes=(".parquet",),
+        ),
+        Reader(
+            "jsonl",
+            "one JSON object per line",
+            "mtl_core.data.readers:read_jsonl",
+            suffixes=(".jsonl",),
+        ),
+        Reader(
+            "npz",
+            "named arrays in one .npz file, read without pickle",
+            "mtl_core.data.readers:read_arrays",
+            suffixes=(".npz",),
+            table=False,
+        ),
+        Reader(
+            "npy",
+            "a folder of .npy arrays, one per name, read without pickle",
+            "mtl_core.data.readers:read_arrays",
+            table=False,
+        ),
+    ],
+)
 CATALOGUE: dict[str, Registry] = {
     r.kind: r
-    for r in (ARCHITECTURES, TRUNKS, SCHEDULES, LOSS_WEIGHTINGS, GRADIENT_METHODS, GRADIENTS)
+    for r in (
+        ARCHITECTURES,
+        TRUNKS,
+        SCHEDULES,
+        LOSS_WEIGHTINGS,
+        GRADIENT_METHODS,
+        GRADIENTS,
+        READERS,
+    )
 }
 
 

@@ -23,9 +23,7 @@ from pydantic import (
 from mtl_core.config import ModelSettings, TrainingSettings
 from mtl_core.data.builtin import ARRAY_SOURCES
 from mtl_core.data.features import TextFeatures
-from mtl_core.registry import (
-    method_params,
-)
+from mtl_core.registry import READERS, method_params
 from mtl_core.tasks import TaskType, allowed_metrics
 from sweeps.search_registry import PRUNERS, SAMPLERS
 
@@ -60,7 +58,7 @@ class TaskConfig(Strict):
     # left out when `split` names a file per split
     path: str = ""
     options: dict[str, int | float] | None = None  # a builtin source's settings
-    format: Literal["csv", "tsv", "parquet", "jsonl", "npz", "npy"] | None = None
+    format: Literal[tuple(READERS)] | None = None  # type: ignore[valid-type]
     header: bool = True
     columns: list[str] | None = None
     missing: list[str] | None = None  # markers of a missing value besides an empty field
@@ -95,7 +93,7 @@ class TaskConfig(Strict):
         if self.builtin is not None:
             return self.builtin in ARRAY_SOURCES
         if self.format is not None:
-            return self.format in ("npz", "npy")
+            return not getattr(READERS[self.format], "table", True)
         return self.path.endswith(("/", ".npy")) or Path(self.path).suffix.lower() == ".npz"
 
     @model_validator(mode="after")

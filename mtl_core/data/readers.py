@@ -18,7 +18,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".parquet": "parquet", ".jsonl": "jsonl"}
+from mtl_core.registry import READERS, Reader
+
+# suffix -> table format, from the registry's readers
+FORMATS = {
+    suffix: name
+    for name, entry in READERS.items()
+    if isinstance(entry, Reader) and entry.table
+    for suffix in entry.suffixes
+}
+TABLE_FORMATS = sorted(set(FORMATS.values()), key=list(READERS).index)
 
 
 class DataError(ValueError):
@@ -74,26 +83,11 @@ def read_table(
     fmt = format or infer_format(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+    reader = READERS.get(fmt)
+    if not isinstance(reader, Reader) or not reader.table:
+        raise DataError(f"{path}: unknown format {fmt!r}; use {', '.join(TABLE_FORMATS)}")
     try:
-        if fmt in ("csv", "tsv"):
-            frame = pd.read_csv(
-                path,
-                sep="," if fmt == "csv" else "\t",
-                header=0 if header else None,
-                quoting=csv.QUOTE_MINIMAL if fmt == "csv" else csv.QUOTE_NONE,
-                skip_blank_lines=True,
-                skipinitialspace=fmt == "csv",
-                skiprows=skip_rows or None,
-                na_values=missing or None,
-            )
-        elif fmt == "parquet":
-            frame = pd.read_parquet(path)
-        elif fmt == "jsonl":
-            frame = pd.read_json(path, lines=True)
-        else:
-            raise DataError(f"{path}: unknown format {fmt!r}; use csv, tsv, parquet or jsonl")
-        if missing and fmt in ("parquet", "jsonl"):
-            frame = frame.replace(list(missing), np.nan)
+        frame = reader.load()(path, header=header, skip_rows=skip_rows, missing=missing)
     except DataError:
         raise
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
@@ -106,6 +100,39 @@ def read_table(
         frame.columns = list(columns)
     frame.columns = [str(c) for c in frame.columns]
     return frame
+
+
+def read_csv(path: Path, *, header: bool, skip_rows: int, missing: list[str] | None):
+    return _read_text(path, ",", csv.QUOTE_MINIMAL, header, skip_rows, missing)
+
+
+def read_tsv(path: Path, *, header: bool, skip_rows: int, missing: list[str] | None):
+    return _read_text(path, "\t", csv.QUOTE_NONE, header, skip_rows, missing)
+
+
+def _read_text(path, sep, quoting, header, skip_rows, missing) -> pd.DataFrame:
+    return pd.read_csv(
+        path,
+        sep=sep,
+        header=0 if header else None,
+        quoting=quoting,
+        skip_blank_lines=True,
+        skipinitialspace=sep == ",",
+        skiprows=skip_rows or None,
+        na_values=missing or None,
+    )
+
+
+def read_parquet(path: Path, *, header: bool, skip_rows: int, missing: list[str] | None):
+    return _mark_missing(pd.read_parquet(path), missing)
+
+
+def read_jsonl(path: Path, *, header: bool, skip_rows: int, missing: list[str] | None):
+    return _mark_missing(pd.read_json(path, lines=True), missing)
+
+
+def _mark_missing(frame: pd.DataFrame, missing: list[str] | None) -> pd.DataFrame:
+    return frame.replace(list(missing), np.nan) if missing else frame
 
 
 def _first_line(exc: BaseException) -> str:

@@ -217,3 +217,23 @@ def test_data_errors_carry_where_they_are_as_fields():
         prepare_tasks({"t": TaskFrame(frame=rows, inputs="text", target="label", type="binary")})
     assert (caught.value.task, caught.value.split, caught.value.row) == ("t", None, 3)
     assert caught.value.within(task="other", split="train").task == "t"  # known fields stay
+
+
+def test_readers_are_registry_entries_and_every_table_format_round_trips(tmp_path):
+    from mtl_core.data.readers import FORMATS, TABLE_FORMATS
+    from mtl_core.registry import READERS
+
+    assert set(TABLE_FORMATS) == {n for n, e in READERS.items() if e.table}
+    assert set(FORMATS.values()) == set(TABLE_FORMATS) and FORMATS[".txt"] == "tsv"
+    frame = pd.DataFrame({"text": ['say "hi', "b"], "n": [1, 2]})
+    for fmt in TABLE_FORMATS:
+        path = tmp_path / f"t.{fmt}"
+        writers = {"csv": lambda p: frame.to_csv(p, index=False),
+                   "tsv": lambda p: frame.to_csv(p, sep="\t", index=False, quoting=3),
+                   "parquet": lambda p: frame.to_parquet(p),
+                   "jsonl": lambda p: frame.to_json(p, orient="records", lines=True)}  # fmt: skip
+        writers[fmt](path)
+        back = read_table(path)
+        assert list(back["text"]) == list(frame["text"]) and list(back["n"]) == [1, 2], fmt
+    with pytest.raises(DataError, match="unknown format 'npz'; use csv, tsv, parquet, jsonl"):
+        read_table(tmp_path / "t.csv", format="npz")
