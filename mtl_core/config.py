@@ -49,7 +49,7 @@ class TrainingSettings:
 
     epochs: Annotated[int, Ge(1), Le(10000)] = 6  # per task for `sequential`
     batch_size: Annotated[int, Ge(1)] = 64
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    optimizer: Literal[OPTIMIZERS] = "adam"  # sgd: momentum 0.9
     lr: Annotated[float, Gt(0), Le(10)] = 0.001
     weight_decay: Annotated[float, Ge(0)] = 0.0
     schedule: ScheduleName = "round_robin"
@@ -62,7 +62,7 @@ class TrainingSettings:
     device: Literal["auto", "cpu", "cuda"] = "auto"  # fit also takes "cuda:N"
     affinity_every: Annotated[int, Ge(0), Le(100_000)] = 0  # inter-task affinity (0: off)
     diagnostics_every: Annotated[int, Ge(0), Le(100_000)] = 0  # gradient diagnostics (0: off)
-    select: Literal["best_epoch", "last_epoch"] = "best_epoch"  # which epoch's model is scored
+    select: Literal[SELECT] = "best_epoch"  # which epoch's model is scored
 
 
 @dataclass

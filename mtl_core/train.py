@@ -144,6 +144,7 @@ def fit(
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
+    settings = config.method_settings()  # the registry's hyperparameters, by study name
     model = build_model(
         config.architecture,
         task_list[0].input_shape,
@@ -153,7 +154,7 @@ def fit(
         config.activation,
         config.dropout,
         trunk=config.trunk,
-        **config.method_settings(),
+        **settings,
     ).to(device)
     optimizers = _optimizers(config, model, names, device)
     groups = {t.name: id(t.x["train"]) for t in task_list}  # same x object: same rows
@@ -163,8 +164,7 @@ def fit(
         t.name: len(rows_of.positions[t.name]) if t.name in rows_of.positions else t.rows("train")
         for t in task_list
     }
-    settings = config.method_settings()
-    strategy = _strategy(config, names, sizes)
+    strategy = _strategy(config, names, sizes, settings)
     strategy.bind(model, config.lr)
     soft = {
         t: torch.from_numpy(np.asarray(teachers[t], dtype=np.float32))
@@ -298,10 +298,9 @@ class EpochSelector:
         return epoch - max(self._improved_at, start - 1) >= self.patience
 
 
-def _strategy(config: TrainConfig, names: Sequence[str], sizes: Mapping[str, int]):
+def _strategy(config: TrainConfig, names: Sequence[str], sizes: Mapping[str, int], settings):
     """The loss weighting or gradient method, behind the one interface the loop calls
     (``bind``, ``backward``, ``step``, ``end_epoch``, ``weights``: see ``LossWeighting``)."""
-    settings = config.method_settings()
     if config.weighting in GRADIENT_METHODS:
         return GradientMethod(config.weighting, names, config.gradients, **settings)
     return build_weighting(

@@ -175,10 +175,6 @@ def baseline_metrics(metrics: Mapping[str, float], task: str) -> list[str]:
 
 
 # reading runs back
-def tags_of(run: Any) -> Mapping[str, str]:
-    return run.data.tags
-
-
 def kind_of(run: Any) -> str | None:
     return run.data.tags.get(KIND)
 

@@ -244,16 +244,9 @@ class Tracker:
 
     # queries ------------------------------------------------------------------------------
 
-    def search(self, filter_string: str, max_results: int = 1000) -> list:
-        out, token = [], None
-        while True:
-            page = self.client.search_runs(
-                [self.experiment_id], filter_string, max_results=max_results, page_token=token
-            )
-            out.extend(page)
-            token = page.token
-            if not token:
-                return out
+    def search(self, filter_string: str) -> list:
+        """Every run of the experiment matching the filter (retried, page by page)."""
+        return record.search_all(self.client, self.experiment_id, filter_string)
 
     def find_baseline(self, key: str) -> Any | None:
         """A finished baseline run recorded under this key, or None."""

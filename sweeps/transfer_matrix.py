@@ -82,15 +82,6 @@ def pair_matrix(tasks: Sequence[str], runs: Iterable[Any], split: str = "test") 
     return matrix
 
 
-def pair_runs(client: Any, experiment_id: str) -> list[Any]:
-    """Every finished trial and transfer run of the experiment."""
-    return [
-        run
-        for kind in (record.TRIAL, record.TRANSFER)
-        for run in record.search_all(client, experiment_id, record.of_kind(kind, "FINISHED"))
-    ]
-
-
 def study_pair_runs(spec: StudySpec) -> list[Any]:
     """The finished trial and transfer runs of a study ([] before its store exists)."""
     return [

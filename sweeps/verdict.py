@@ -180,19 +180,7 @@ def share_text(runs: Iterable[Any]) -> str:
 def study_runs(spec: Any) -> dict[str, list[Any]]:
     """The study's trial, confirm and baseline runs from MLflow (empty before its store)."""
     out: dict[str, list[Any]] = {record.TRIAL: [], record.CONFIRM: [], record.BASELINE: []}
-    if spec.embedded and not (spec.workdir_path / "mlflow.db").exists():
-        return out
-    # here, not at the top: mlflow loads only when this runs
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(spec.tracking)
-    experiment = client.get_experiment_by_name(spec.name)
-    if experiment is None:
-        return out
-    runs = record.search_all(
-        client, experiment.experiment_id, record.where(not_kind=record.STUDY_RUN)
-    )
-    for run in runs:
+    for run in record.study_search(spec, record.where(not_kind=record.STUDY_RUN)):
         kind = record.kind_of(run)
         if kind in out:
             out[kind].append(run)

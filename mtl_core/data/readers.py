@@ -27,7 +27,7 @@ FORMATS = {
     if isinstance(entry, Reader) and entry.table
     for suffix in entry.suffixes
 }
-TABLE_FORMATS = sorted(set(FORMATS.values()), key=list(READERS).index)
+TABLE_FORMATS = [n for n, e in READERS.items() if isinstance(e, Reader) and e.table]
 
 
 class DataError(ValueError):
