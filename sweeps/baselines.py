@@ -34,6 +34,7 @@ from mtl_core.config import single_task_config
 from mtl_core.data.prepare import TaskData
 from mtl_core.methods import MULTI_TASK_ONLY, SINGLE_TASK_TRAINING, single_task_model
 from sweeps import record
+from sweeps.models import record_model
 from sweeps.schema import StudySpec
 from sweeps.space import TrialConfig, tuning_space
 from sweeps.study_data import StudyData, data_for
@@ -305,6 +306,7 @@ class Baselines:
         metrics.append((record.TRAIN_S, seconds, 0))
         metrics += data.coverage([task])
         self.tracker.log(run_id, metrics=metrics)
+        record_model(self.tracker, run_id, result, single, data, seed)
         if self.distills:
             self._keep_teacher(key, run_id, result.model, data.tasks[task])
         self.tracker.end_run(run_id, "FINISHED")

@@ -203,6 +203,8 @@ def _print_summary(spec, path: Path, summary) -> None:
         print(f"  verdict:   {summary.report}   (sweeps report {path})")
     if summary.dashboard:
         print(f"  dashboard: {summary.dashboard}")
+    if summary.best_number is not None:
+        print(f"  predict:   sweeps predict {path} --input FILE --out FILE   (the winner's model)")
 
 
 @app.command()
@@ -356,6 +358,81 @@ def report(study: StudyPath) -> None:
         path = write_report(spec)
         print(path.read_text(encoding="utf-8"))
         print(f"written to {path} and logged on the study run")
+        return 0
+
+    _guard(body)
+
+
+TrialOption = Annotated[
+    str,
+    typer.Option(
+        "--trial",
+        help="best (the validation winner, its confirm run when confirmed) or a trial number",
+    ),
+]
+
+
+@app.command()
+def predict(
+    study: StudyPath,
+    input: Annotated[
+        Path,
+        typer.Option(
+            "--input",
+            help="a file of the study's raw input columns, with a header row (csv, tsv, "
+            "parquet, jsonl; .npy/.npz rows for a study over arrays)",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="where to write predictions: .csv or .parquet")
+    ],
+    trial: TrialOption = "best",
+    baseline: Annotated[
+        str | None,
+        typer.Option(help="predict with this task's single-task baseline model instead"),
+    ] = None,
+) -> None:
+    """Predict with a recorded model: one column per task output, for every task whose
+    input columns the file holds."""
+
+    def body() -> int:
+        spec, _ = _load(study, with_data=False)
+        from sweeps.predict import predict_file
+
+        done = predict_file(spec, trial, baseline, input, out)
+        print(
+            f"{done.rows} rows predicted for {', '.join(done.tasks)} with the model of "
+            f"{done.model.describe} (run {done.model.run_id})"
+        )
+        for task, columns in done.skipped.items():
+            print(f"  {task}: not predicted, the input lacks {', '.join(map(repr, columns))}")
+        print(f"written to {done.out}")
+        return 0
+
+    _guard(body)
+
+
+@app.command()
+def register(
+    study: StudyPath,
+    name: Annotated[str, typer.Option("--name", help="the registered model's name")],
+    trial: TrialOption = "best",
+) -> None:
+    """Put a recorded model in the MLflow model registry (of the study's tracking store)."""
+
+    def body() -> int:
+        spec, _ = _load(study, with_data=False)
+        from sweeps.predict import register as register_model
+
+        found, version = register_model(spec, trial, name)
+        from sweeps.masking import mask
+
+        print(
+            f"registered {name!r} version {version.version}: the model of {found.describe} "
+            f"(run {found.run_id})\n  load it: MLFLOW_TRACKING_URI={mask(spec.tracking)} and "
+            f"mlflow.pyfunc.load_model('models:/{name}/{version.version}')"
+        )
         return 0
 
     _guard(body)

@@ -27,6 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sweeps import record
 from sweeps.interrupts import raise_pending
 from sweeps.masking import mask
+from sweeps.models import record_model
 from sweeps.optuna_storage import make_storage
 from sweeps.schema import StudySpec
 from sweeps.space import config_from_params
@@ -198,6 +199,9 @@ def confirm_trial(
         seconds = time.perf_counter() - started
         metrics += record.time_metrics(times["train"], times["baseline"], seconds)
         ctx.tracker.log(run_id, metrics=metrics)
+        data = ctx.baselines.data_of(config)
+        train = config.train_config(seeds[0])
+        record_model(ctx.tracker, run_id, results[0], train, data, seeds[0])
         ctx.tracker.end_run(run_id, "FINISHED", {record.STATE: "COMPLETE"})
     except KeyboardInterrupt:
         trial.set_user_attr("reason", "interrupted")

@@ -31,6 +31,7 @@ PARETO = "mtl.pareto"  # "true" on trials of a multi-objective study's front
 TRANSFER_KEY = "mtl.transfer_key"
 SETTINGS = "mtl.settings"  # a transfer run's settings label
 ARTIFACT_ERROR = "mtl.artifact_error"
+MODEL_SEED = "mtl.model_seed"  # a run with a model (artifact path `model`): its model's seed
 _BASELINE_RUN = "mtl.baseline_run."
 
 # kinds of run

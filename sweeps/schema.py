@@ -252,6 +252,8 @@ class SearchConfig(Strict):
     pruner_warmup: Annotated[int, Field(ge=0, le=10000)] | None = None
     # re-train the best configurations with fresh seeds; null (or top: 0) turns it off
     confirm: ConfirmConfig | None = Field(default_factory=ConfirmConfig)
+    # without confirmation: log the models of the best K trials by validation (sweeps.models)
+    log_models: Annotated[int, Field(ge=0, le=1000)] = 1
 
     @property
     def confirms(self) -> bool:

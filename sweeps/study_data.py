@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from mtl_core.data.arrays import tasks_from_arrays
 from mtl_core.data.builtin import DEFAULTS as BUILTIN_OPTIONS
 from mtl_core.data.builtin import load_builtin
@@ -28,6 +30,8 @@ class StudyData:
     tasks: dict[str, TaskData]
     space: FeatureSpace
     fingerprints: dict[str, str]  # task -> hash of its files and settings
+    # two rows of every raw input column (a recorded model's input example); None for arrays
+    example: pd.DataFrame | None = None
 
     def subset(self, names: list[str]) -> list[TaskData]:
         return [self.tasks[n] for n in names]
@@ -78,7 +82,9 @@ def load_study_data(spec: StudySpec) -> StudyData:
     except DataError as exc:
         raise StudyError(_locate(spec, exc)) from None
     prepared.update(_array_tasks(spec, arrays))
-    data = StudyData({n: prepared[n] for n in spec.task_names}, space, fingerprints)
+    data = StudyData(
+        {n: prepared[n] for n in spec.task_names}, space, fingerprints, _example(frames)
+    )
     _remember(_CACHE, key, data)
     return data
 
@@ -101,6 +107,20 @@ def data_for(
         if mine:
             tasks[name] = task.model_copy(update={"options": {**(task.options or {}), **mine}})
     return load_study_data(spec.model_copy(update={"features": features, "tasks": tasks}))
+
+
+def _example(frames: dict[str, TaskFrame], rows: int = 2) -> pd.DataFrame | None:
+    """The first rows of every input column, each from the first task that reads it."""
+    columns: dict[str, list] = {}
+    for task in frames.values():
+        frame = task.frame if task.frame is not None else task.splits["train"]
+        for column in task.input_columns:
+            if column not in columns:
+                columns[column] = frame[column].iloc[:rows].tolist()
+    if not columns:
+        return None
+    n = min(len(v) for v in columns.values())
+    return pd.DataFrame({c: v[:n] for c, v in columns.items()})
 
 
 def _remember(cache: OrderedDict, key, value) -> None:

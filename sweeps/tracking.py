@@ -221,11 +221,14 @@ class Tracker:
             m, p, t = m[MAX_METRICS:], p[MAX_PARAMS:], t[MAX_TAGS:]
 
     def log_artifact(self, run_id: str, path: Path, folder: str | None = None) -> bool:
-        """Store a file with the run. An artifact store that cannot be written (read-only,
+        """Store a file (or a folder's files, under ``folder``) with the run. An artifact store that cannot be written (read-only,
         full, misconfigured) costs the file, not the run: a warning on stderr (once per
         process), the reason in the run's ``mtl.artifact_error`` tag; False is returned."""
         try:
-            self.client.log_artifact(run_id, str(path), folder)
+            if Path(path).is_dir():
+                self.client.log_artifacts(run_id, str(path), folder)
+            else:
+                self.client.log_artifact(run_id, str(path), folder)
             return True
         except TrackingUnavailable:
             raise

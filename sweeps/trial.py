@@ -35,6 +35,7 @@ from mtl_core.train import Callback, EpochLog, FitResult, TrainingDiverged, fit
 from sweeps import record
 from sweeps.baselines import Baseline, Baselines
 from sweeps.masking import mask
+from sweeps.models import record_model
 from sweeps.progress import Reporter
 from sweeps.schema import StudySpec
 from sweeps.space import TrialConfig, sample, trial_problems
@@ -191,6 +192,17 @@ def is_surplus(ctx: TrialContext, trial: optuna.Trial) -> bool:
     return len(ahead) >= ctx.target
 
 
+def keeps_model(ctx: TrialContext, valid_delta_m: float) -> bool:
+    """Without confirmation, a trial logs its model when fewer than ``search.log_models``
+    complete trials have a higher validation objective (confirm runs log theirs)."""
+    search = ctx.spec.search
+    if search.confirms or search.log_models <= 0 or not math.isfinite(valid_delta_m):
+        return False
+    done = ctx.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    better = [t for t in done if t.user_attrs.get("valid_delta_m", -math.inf) > valid_delta_m]
+    return len(better) < search.log_models
+
+
 def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
     try:
         return _run_trial(ctx, trial)
@@ -247,6 +259,12 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
         seconds = time.perf_counter() - started
         metrics += record.time_metrics(times["train"], times["baseline"], seconds)
         ctx.tracker.log(run_id, metrics=metrics)
+        if keeps_model(ctx, summary.valid_delta_m):
+            ctx.reporter.phase("model")
+            data = ctx.baselines.data_of(config)
+            record_model(
+                ctx.tracker, run_id, results[0], config.train_config(seeds[0]), data, seeds[0]
+            )
         if config.training.diagnostics_every > 0:
             ctx.reporter.phase("diagnostics")
             data = ctx.baselines.data_of(config)

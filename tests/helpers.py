@@ -126,3 +126,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def chromium() -> str:
+    """Debian's Chromium for the tests that open pages in a real browser; missing, the test
+    skips (fails with MTL_REQUIRE_BROWSER=1, as .ci/run sets it)."""
+    import shutil
+
+    import pytest
+
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("MTL_REQUIRE_BROWSER") == "1":
+            pytest.fail("Chromium is required (MTL_REQUIRE_BROWSER=1) but not installed")
+        pytest.skip("no chromium on PATH (apt-get install chromium); .ci/run installs it")
+    return found

@@ -11,7 +11,8 @@ README = (ROOT / "README.md").read_text()
 
 
 def test_python_example_runs(tmp_path, monkeypatch, capsys):
-    (block,) = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    section = README.split("## Using mtl_core without sweeps", 1)[1]
+    block = re.findall(r"```python\n(.*?)```", section, flags=re.S)[0]
     script = tmp_path / "example.py"
     script.write_text(block)
     monkeypatch.chdir(ROOT)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Annotated, Literal
 
 import numpy as np
@@ -151,6 +151,55 @@ def _distinct_values(series: pd.Series) -> pd.Series:
     return counts[counts.index != ""]
 
 
+@dataclass(frozen=True)
+class TableStats:
+    """What a fitted tabular block keeps of scikit-learn's imputer, scaler and one-hot encoder:
+    per numeric column its training median, mean and standard deviation; per categorical
+    column its categories in encoder order. Plain numbers, so a saved space is JSON."""
+
+    median: tuple[float, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    categories: tuple[tuple[str, ...], ...]
+
+    @classmethod
+    def of(cls, transformer: ColumnTransformer, numeric: Sequence[str]) -> TableStats:
+        fitted = dict((name, t) for name, t, _ in transformer.transformers_)
+        median = mean = scale = ()
+        if numeric:
+            pipeline = fitted["numeric"]
+            median = tuple(float(v) for v in pipeline[0].statistics_)
+            mean = tuple(float(v) for v in pipeline[1].mean_)
+            scale = tuple(float(v) for v in pipeline[1].scale_)
+        encoder = fitted["categorical"]
+        categories = tuple(
+            tuple(str(c) for c in cats) for cats in getattr(encoder, "categories_", ())
+        )
+        return cls(median, mean, scale, categories)
+
+    def transform(self, table: pd.DataFrame, numeric, categorical) -> sp.csr_matrix:
+        """Impute, standardise and one-hot encode, as the fitted scikit-learn steps do (a
+        category first seen here encodes as all zeros)."""
+        n = len(table)
+        parts = []
+        if numeric:
+            x = table[list(numeric)].to_numpy(dtype=np.float64, copy=True)
+            missing = np.isnan(x)
+            x[missing] = np.asarray(self.median)[np.nonzero(missing)[1]]
+            x -= np.asarray(self.mean)
+            x /= np.asarray(self.scale)
+            parts.append(sp.csr_matrix(x))
+        for column, cats in zip(categorical, self.categories, strict=True):
+            codes = table[column].map({c: i for i, c in enumerate(cats)}).to_numpy()
+            rows = np.flatnonzero(pd.notna(codes))
+            ones = np.ones(len(rows), dtype=np.float32)
+            cols = codes[rows].astype(np.int64)
+            parts.append(sp.csr_matrix((ones, (rows, cols)), shape=(n, len(cats))))
+        if not parts:
+            return sp.csr_matrix((n, 0), dtype=np.float32)
+        return sp.hstack(parts, format="csr", dtype=np.float32)
+
+
 @dataclass
 class _Block:
     columns: tuple[str, ...]
@@ -160,7 +209,7 @@ class _Block:
     words: tuple[str, ...] = ()
     idf: TfidfTransformer | None = None
     config: TextFeatures | None = None  # text blocks
-    transformer: ColumnTransformer | None = None  # tabular blocks
+    table: TableStats | None = None  # tabular blocks
     numeric: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ()
     names: tuple[str, ...] = ()
@@ -177,11 +226,9 @@ class _Block:
         """What the fitted block depends on, for the space's fingerprint."""
         parts = [repr((self.columns, self.offset, self.width, self.tasks, self.config))]
         parts.append("\x1f".join(self.words or self.names))
-        if self.transformer is not None:
-            for name, fitted, _ in self.transformer.transformers_:
-                if name == "numeric":
-                    parts.append(repr(fitted[0].statistics_.tolist()))
-                    parts.append(repr(fitted[1].mean_.tolist() + fitted[1].scale_.tolist()))
+        if self.table is not None and self.numeric:
+            parts.append(repr(list(self.table.median)))
+            parts.append(repr(list(self.table.mean) + list(self.table.scale)))
         return "\x1e".join(parts).encode()
 
 
@@ -227,11 +274,47 @@ class FeatureSpace:
     def scaling(self, column: str) -> tuple[float, float]:
         """The (mean, standard deviation) a numeric column is standardised with."""
         for b in self.blocks:
-            if column in b.numeric and b.transformer is not None:
-                scaler = b.transformer.named_transformers_["numeric"][1]
+            if column in b.numeric and b.table is not None:
                 i = b.numeric.index(column)
-                return float(scaler.mean_[i]), float(scaler.scale_[i])
+                return b.table.mean[i], b.table.scale[i]
         raise KeyError(f"no numeric column {column!r}")
+
+    def to_state(self) -> dict:
+        """The fitted space as plain JSON values (``from_state`` gives it back)."""
+        blocks = []
+        for b in self.blocks:
+            block: dict = {
+                "columns": list(b.columns),
+                "offset": b.offset,
+                "width": b.width,
+                "tasks": list(b.tasks),
+            }
+            if b.config is not None:
+                block["text"] = asdict(b.config)
+                block["words"] = list(b.words)
+                block["idf"] = None if b.idf is None else [float(v) for v in b.idf.idf_]
+            else:
+                block["numeric"], block["categorical"] = list(b.numeric), list(b.categorical)
+                block["names"] = list(b.names)
+                block["table"] = {k: _lists(v) for k, v in asdict(b.table).items()}
+            blocks.append(block)
+        return {"blocks": blocks, "kinds": dict(self.kinds)}
+
+    @classmethod
+    def from_state(cls, state: Mapping) -> FeatureSpace:
+        """A space saved by ``to_state``; raises ``ValueError`` on anything malformed."""
+        try:
+            space = cls(kinds={str(k): str(v) for k, v in state["kinds"].items()})
+            for block in state["blocks"]:
+                space.blocks.append(_block_from_state(block))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"the saved feature space is malformed ({exc!r})") from None
+        offset = 0
+        for b in space.blocks:
+            if b.offset != offset or b.width < 0:
+                raise ValueError("the saved feature space's block offsets do not add up")
+            offset += b.width
+        return space
 
     def layout(self, task: str) -> tuple[int, ...]:
         """Which blocks a task's rows fill: tasks with the same layout get the same matrix."""
@@ -251,10 +334,57 @@ class FeatureSpace:
         return sp.hstack(parts, format="csr", dtype=np.float32)
 
 
+def _lists(value):
+    return [_lists(v) for v in value] if isinstance(value, tuple) else value
+
+
+def _block_from_state(block: Mapping) -> _Block:
+    columns, tasks = tuple(map(str, block["columns"])), tuple(map(str, block["tasks"]))
+    offset, width = int(block["offset"]), int(block["width"])
+    if "text" in block:
+        config = TextFeatures(**block["text"])
+        if config.kind not in TEXT_KINDS:
+            raise ValueError(f"the saved text block has kind {config.kind!r}")
+        words = tuple(map(str, block["words"]))
+        idf = None
+        if block["idf"] is not None:
+            idf = TfidfTransformer()
+            idf.idf_ = np.asarray(block["idf"], dtype=np.float64)
+            if len(idf.idf_) != len(words):
+                raise ValueError("the saved text block has one IDF weight per word")
+        if len(words) != width:
+            raise ValueError("the saved text block's width is not its number of words")
+        return _Block(columns, offset, width, tasks, words, idf, config=config)
+    table = block["table"]
+    stats = TableStats(
+        tuple(float(v) for v in table["median"]),
+        tuple(float(v) for v in table["mean"]),
+        tuple(float(v) for v in table["scale"]),
+        tuple(tuple(str(c) for c in cats) for cats in table["categories"]),
+    )
+    numeric, categorical = tuple(block["numeric"]), tuple(block["categorical"])
+    names = tuple(map(str, block["names"]))
+    counts = {len(stats.median), len(stats.mean), len(stats.scale), len(numeric)}
+    if len(counts) != 1 or len(stats.categories) != len(categorical):
+        raise ValueError("the saved table block's statistics do not match its columns")
+    if len(names) != width or width != len(numeric) + sum(map(len, stats.categories)):
+        raise ValueError("the saved table block's width is not its number of features")
+    return _Block(
+        columns,
+        offset,
+        width,
+        tasks,
+        table=stats,
+        numeric=numeric,
+        categorical=categorical,
+        names=names,
+    )
+
+
 def _transform_block(b: _Block, frame: pd.DataFrame) -> sp.csr_matrix:
-    if b.transformer is not None:
+    if b.table is not None:
         table = _tabular(frame, b.numeric, b.categorical)
-        return sp.csr_matrix(b.transformer.transform(table), dtype=np.float32)
+        return b.table.transform(table, b.numeric, b.categorical)
     counts = _vectorizer(b.config, vocabulary=b.words).transform(_text(frame[b.column]))
     if b.idf is not None:
         counts = b.idf.transform(counts)
@@ -357,7 +487,7 @@ def _fit_table(
         offset,
         len(names),
         tasks,
-        transformer=transformer,
+        table=TableStats.of(transformer, numeric),
         numeric=numeric,
         categorical=categorical,
         names=names,

@@ -3,9 +3,7 @@ figure renders, and a screenshot is saved (tests/dashboards/screenshots/, ignore
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,23 +11,14 @@ import pytest
 
 from dashboards import build_dashboard
 from sweeps.spec import load_spec
-from tests.helpers import ROOT, cli, small_study, write_study
+from tests.helpers import ROOT, chromium, cli, small_study, write_study
 
 SHOTS = ROOT / "tests" / "dashboards" / "screenshots"
 
 
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        if os.environ.get("MTL_REQUIRE_BROWSER") == "1":
-            pytest.fail("Chromium is required (MTL_REQUIRE_BROWSER=1) but not installed")
-        pytest.skip("no chromium on PATH (apt-get install chromium); .ci/run installs it")
-    return found
-
-
 def open_in_browser(page: Path, shot: Path) -> tuple[str, list[str]]:
     """The DOM after scripts ran, and every console line; also writes a screenshot."""
-    base = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+    base = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
             "--v=0", "--virtual-time-budget=20000", "--window-size=1400,5000"]  # fmt: skip
     dom = subprocess.run(
         [*base, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=180

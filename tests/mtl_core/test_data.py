@@ -237,3 +237,10 @@ def test_readers_are_registry_entries_and_every_table_format_round_trips(tmp_pat
         assert list(back["text"]) == list(frame["text"]) and list(back["n"]) == [1, 2], fmt
     with pytest.raises(DataError, match="unknown format 'npz'; use csv, tsv, parquet, jsonl"):
         read_table(tmp_path / "t.csv", format="npz")
+
+
+def test_a_space_of_categorical_columns_only_has_a_fingerprint():
+    """It once raised: the numeric scaler of a block without numbers is never fitted."""
+    frame = pd.DataFrame({"city": ["oslo", "rome", "oslo", "lima"] * 5})
+    space = fit_feature_space({"t": frame}, {"t": ["city"]})
+    assert len(space.fingerprint()) == 16 and space.width == 3

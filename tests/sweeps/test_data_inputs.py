@@ -56,7 +56,7 @@ def test_census_table_with_two_targets_runs_with_one_forward_pass(tmp_path):
     assert abs(x[:, age].mean()) < 1e-5 and abs(x[:, age].std() - 1) < 1e-4  # standardised
     run_study(spec)
     _, _, (run,) = _trial_runs(spec, "census")
-    assert run.data.tags["mtl.state"] == "COMPLETE"
+    assert run.data.tags["mtl.state"] == "COMPLETE", run.data.tags.get("mtl.error")
     assert {"test/income/auc", "test/marital/f1_macro", "delta/income"} <= set(run.data.metrics)
 
 

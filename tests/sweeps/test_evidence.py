@@ -318,3 +318,27 @@ def _confirm(top: int, seeds: int):
     from sweeps.spec import ConfirmConfig
 
     return ConfirmConfig(top=top, seeds=seeds)
+
+
+def test_with_confirmation_the_confirm_runs_hold_the_models(finished, tmp_path):
+    """The winners' models are the confirm runs' (their first fresh seed); the search's
+    trials log none, and `predict --trial best` takes the confirmed winner's."""
+    import json
+
+    from sweeps.models import has_model
+
+    spec, path, client, runs, _ = finished
+    confirms = _kind(runs, "confirm")
+    assert confirms and all(has_model(r) for r in confirms)
+    assert not [r for r in _kind(runs, "trial") if has_model(r)]
+    winner = max(confirms, key=lambda r: r.data.metrics["valid/delta_m"])
+    first_seed = winner.data.params["confirm.seeds"].split(",")[0]
+    assert winner.data.tags["mtl.model_seed"] == first_seed
+    local = client.download_artifacts(winner.info.run_id, "model/data/mtl_model", str(tmp_path))
+    described = json.loads((Path(local) / "model.json").read_text())
+    assert str(described["metrics"]["seed"]) == first_seed
+    rows = tmp_path / "rows.csv"
+    rows.write_text("text\nlovely film\nterrible food\n")
+    done = cli("predict", str(path), "--input", str(rows), "--out", str(tmp_path / "p.csv"))
+    assert done.returncode == 0, done.stderr
+    assert winner.info.run_id in done.stdout and "confirm run of trial" in done.stdout

@@ -16,7 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from sweeps.server import stop_group, wait_healthy
-from tests.helpers import free_port, small_study, sweeps, write_study
+from tests.helpers import chromium, free_port, small_study, sweeps, write_study
 
 
 def start_mlflow_server(backend: str, artifacts: Path) -> tuple[subprocess.Popen, str]:
@@ -132,6 +132,19 @@ def test_ui_serves_the_embedded_store_on_localhost(tmp_path):
         )
         with urllib.request.urlopen(query, timeout=10) as response:
             assert b'"uitest"' in response.read()
+        # in a real browser, the trial's run page lists its model (the Models column's source)
+        tracking = f"sqlite:///{tmp_path / '.sweeps' / 'mlflow.db'}"
+        client = MlflowClient(tracking)
+        experiment = client.get_experiment_by_name("uitest").experiment_id
+        (trial,) = client.search_runs([experiment], "tags.`mtl.kind` = 'trial'")
+        page = f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs/{trial.info.run_id}"
+        dom = subprocess.run(
+            [chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+             "--virtual-time-budget=20000", "--dump-dom", page],
+            capture_output=True, text=True, timeout=180,
+        ).stdout  # fmt: skip
+        listed = dom.split('data-testid="key-value-Logged models"', 1)
+        assert len(listed) == 2 and "pyfunc" in listed[1][:3000], "no logged model on the page"
         # stopping `sweeps ui` (SIGTERM to it alone) stops the server it started
         proc.terminate()
         proc.wait(timeout=30)
