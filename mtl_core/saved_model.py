@@ -40,11 +40,12 @@ from safetensors.torch import load_model, save_model
 
 from mtl_core import tasks as task_types
 from mtl_core.config import TrainConfig
-from mtl_core.data.features import FeatureSpace
+from mtl_core.data.features import FeatureSpace, non_numbers
 from mtl_core.data.readers import DataError
 from mtl_core.models import ARCHITECTURES, build_model
 from mtl_core.models.sparse_input import EVAL_BATCH, input_batch
 from mtl_core.tasks import TaskSpec, TaskType
+from mtl_core.train import resolve_device
 
 FORMAT = 1
 MODEL_FILE, WEIGHTS_FILE, FEATURES_FILE = "model.json", "weights.safetensors", "features.json"
@@ -264,7 +265,7 @@ class TrainedModel:
                     f"{folder / FEATURES_FILE}: {space.width} features for a model of "
                     f"{build['input_shape']} inputs"
                 )
-        model.to(_device(device)).eval()
+        model.to(resolve_device(device)).eval()
         return cls(model, build, specs, space, metrics)
 
 
@@ -278,14 +279,9 @@ def check_inputs(frame: pd.DataFrame, columns: Sequence[str], kinds: Mapping[str
             f"{list(map(str, frame.columns))[:20]}",
             column=missing[0],
         )
-    for column in columns:
-        if kinds.get(column) != "numeric" or pd.api.types.is_numeric_dtype(frame[column]):
-            continue
+    for column in (c for c in columns if kinds.get(c) == "numeric"):
         values = frame[column]
-        text = values.astype(str).str.strip()
-        given = values.notna().to_numpy() & (text != "").to_numpy()
-        parsed = pd.to_numeric(values.where(given, None), errors="coerce").to_numpy(float)
-        bad = given & ~np.isfinite(parsed)
+        bad = non_numbers(values)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise DataError(
@@ -336,12 +332,6 @@ def _read_json(path: Path) -> dict:
     if not isinstance(value, dict):
         raise ModelFileError(f"{path}: not a saved model (a JSON object was expected)")
     return value
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 __all__ = ["ModelFileError", "TrainedModel", "check_inputs"]

@@ -27,7 +27,6 @@ from optuna.trial import FrozenTrial, TrialState
 from sweeps import record
 from sweeps.interrupts import raise_pending
 from sweeps.masking import mask
-from sweeps.models import record_model
 from sweeps.optuna_storage import make_storage
 from sweeps.schema import StudySpec
 from sweeps.space import config_from_params
@@ -40,6 +39,7 @@ from sweeps.trial import (
     _mean_curves,
     _summarise,
     fit_seeds,
+    record_first_model,
     sequential_offset,
 )
 
@@ -199,9 +199,7 @@ def confirm_trial(
         seconds = time.perf_counter() - started
         metrics += record.time_metrics(times["train"], times["baseline"], seconds)
         ctx.tracker.log(run_id, metrics=metrics)
-        data = ctx.baselines.data_of(config)
-        train = config.train_config(seeds[0])
-        record_model(ctx.tracker, run_id, results[0], train, data, seeds[0])
+        record_first_model(ctx, run_id, config, results, seeds)
         ctx.tracker.end_run(run_id, "FINISHED", {record.STATE: "COMPLETE"})
     except KeyboardInterrupt:
         trial.set_user_attr("reason", "interrupted")

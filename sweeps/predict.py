@@ -19,7 +19,7 @@ import numpy as np
 
 from mtl_core.data.readers import DataError, infer_format, read_arrays, read_table
 from sweeps.errors import StudyError
-from sweeps.models import ModelRun, find_model_run, load_model
+from sweeps.models import MODEL_PATH, ModelRun, find_model_run, load_model
 
 OUT_FORMATS = (".csv", ".parquet")
 
@@ -108,7 +108,7 @@ def register(spec: Any, trial: str, name: str) -> tuple[ModelRun, Any]:
             client.create_registered_model(name)
         version = client.create_model_version(
             name,
-            f"{client.get_run(found.run_id).info.artifact_uri}/model",
+            f"{found.run.info.artifact_uri}/{MODEL_PATH}",
             run_id=found.run_id,
             description=f"study {spec.name}: {found.describe}",
         )

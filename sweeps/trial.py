@@ -203,6 +203,19 @@ def keeps_model(ctx: TrialContext, valid_delta_m: float) -> bool:
     return len(better) < search.log_models
 
 
+def record_first_model(
+    ctx: TrialContext,
+    run_id: str,
+    config: TrialConfig,
+    results: list[FitResult],
+    seeds: list[int],
+) -> bool:
+    """Log the first seed's model of a trial or confirm run on its run (``sweeps.models``)."""
+    data = ctx.baselines.data_of(config)
+    train = config.train_config(seeds[0])
+    return record_model(ctx.tracker, run_id, results[0], train, data, seeds[0])
+
+
 def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
     try:
         return _run_trial(ctx, trial)
@@ -261,10 +274,7 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
         ctx.tracker.log(run_id, metrics=metrics)
         if keeps_model(ctx, summary.valid_delta_m):
             ctx.reporter.phase("model")
-            data = ctx.baselines.data_of(config)
-            record_model(
-                ctx.tracker, run_id, results[0], config.train_config(seeds[0]), data, seeds[0]
-            )
+            record_first_model(ctx, run_id, config, results, seeds)
         if config.training.diagnostics_every > 0:
             ctx.reporter.phase("diagnostics")
             data = ctx.baselines.data_of(config)

@@ -113,11 +113,22 @@ def check_column(series: pd.Series, column: str, kind: str) -> None:
         raise DataError(f"column {column!r} has no values (every row is empty)")
     if kind != "numeric":
         return
-    distinct = pd.Series(counts.index)
+    bad = non_numbers(series)
+    if bad.any():
+        _refuse_number(series, column, bad)
+
+
+def non_numbers(series: pd.Series) -> np.ndarray:
+    """Where a value is given but is not a finite number (what a numeric column refuses);
+    strings are parsed once per distinct value."""
+    if _is_number_column(series):
+        return np.isinf(series.to_numpy(dtype=np.float64, na_value=np.nan))
+    distinct = pd.Series(_distinct_values(series).index)
     parsed = pd.to_numeric(distinct, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     wrong = set(distinct[~np.isfinite(parsed)])
-    if wrong:
-        _refuse_number(series, column, _stripped(series).isin(wrong).to_numpy())
+    if not wrong:
+        return np.zeros(len(series), dtype=bool)
+    return _stripped(series).isin(wrong).to_numpy()
 
 
 def _refuse_number(series: pd.Series, column: str, bad: np.ndarray) -> None:

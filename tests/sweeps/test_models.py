@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from sweeps.models import MODEL_PATH, has_model
 from sweeps.runner import run_study
 from sweeps.spec import load_spec
-from tests.helpers import SENTIMENT, cli, write_study
+from tests.helpers import SENTIMENT, cli, small_study, write_study
 
 
 def _write_splits(folder: Path) -> dict:
@@ -67,20 +67,17 @@ def _write_splits(folder: Path) -> dict:
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")
-    spec_dict = {
-        "name": "models",
-        "tasks": _write_splits(folder),
-        "model": {"hidden_size": 16},
-        "training": {"epochs": 3, "batch_size": 64, "lr": 0.01},
-        "search": {
+    spec_dict = small_study(
+        "models",
+        model={"hidden_size": 16},
+        training={"epochs": 3, "lr": 0.01},
+        search={
             "n_trials": 3,
-            "sampler": "random",
-            "pruner": "none",
-            "confirm": None,
             "log_models": 1,
             "space": {"model.hidden_size": {"choices": [8, 16, 32]}},
         },
-    }
+    )
+    spec_dict["tasks"] = _write_splits(folder)  # replaces the review tasks
     path = write_study(folder, spec_dict)
     spec = load_spec(path)
     run_study(spec)
