@@ -41,8 +41,13 @@ def _guard(body: Callable[[], int | None]) -> None:
             _err(f"error: ... and {len(exc.problems) - 20} more")
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
-        _err("interrupted: the trial in flight was recorded as failed; run again to resume")
-        raise typer.Exit(130) from None
+        from sweeps.interrupts import exit_code, stopped_by
+
+        _err(
+            f"interrupted ({stopped_by()}): the trial in flight was recorded as failed;"
+            " run again to resume"
+        )
+        raise typer.Exit(exit_code()) from None
     except typer.Exit:
         raise
     except Exception as exc:
@@ -93,8 +98,11 @@ def run(
     """Create or resume the study and run trials until it has enough finished ones."""
 
     def body() -> int:
-        spec, _ = _load(study)  # everything is checked before anything is written
-        return _run(spec, study, trials, workers, timeout, quiet, worker=False)
+        from sweeps.interrupts import stop_on_signals
+
+        with stop_on_signals():  # SIGTERM as Ctrl-C
+            spec, _ = _load(study)  # everything is checked before anything is written
+            return _run(spec, study, trials, workers, timeout, quiet, worker=False)
 
     _guard(body)
 
@@ -113,8 +121,11 @@ def worker(
     """Join the study from another process or machine (same storage) and run trials."""
 
     def body() -> int:
-        spec, _ = _load(study)
-        return _run(spec, study, trials, 1, timeout, quiet, worker=True)
+        from sweeps.interrupts import stop_on_signals
+
+        with stop_on_signals():  # SIGTERM as Ctrl-C
+            spec, _ = _load(study)
+            return _run(spec, study, trials, 1, timeout, quiet, worker=True)
 
     _guard(body)
 
@@ -152,6 +163,11 @@ def _run(spec, path: Path, trials, workers: int, timeout, quiet: bool, worker: b
         summary = run_study(
             spec, trials, timeout, reporter_for(quiet), worker=worker, wait_for=wait_for_helpers
         )
+    except KeyboardInterrupt:
+        for proc in helpers:  # a TERM sent to this process alone stops its helpers too
+            if proc.poll() is None:
+                proc.terminate()
+        raise
     finally:
         wait_for_helpers()
     if summary.closed:

@@ -25,7 +25,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeps import record
-from sweeps.interrupts import raise_pending
+from sweeps.interrupts import raise_pending, stopped_by
 from sweeps.masking import mask
 from sweeps.optuna_storage import make_storage
 from sweeps.schema import StudySpec
@@ -204,7 +204,7 @@ def confirm_trial(
     except KeyboardInterrupt:
         trial.set_user_attr("reason", "interrupted")
         trial.set_user_attr("not_counted", True)  # the next run confirms it again
-        _close(ctx, run_id, started, times, "KILLED", "FAIL", "interrupted (Ctrl-C)")
+        _close(ctx, run_id, started, times, "KILLED", "FAIL", f"interrupted ({stopped_by()})")
         raise
     except Exception as exc:
         reason = mask(f"{type(exc).__name__}: {exc}")

@@ -1,4 +1,4 @@
-"""Ctrl-C that waits for the store write in progress.
+"""Ctrl-C and SIGTERM that wait for the store write in progress.
 
 A ``KeyboardInterrupt`` raised inside a database or HTTP call can leave a SQLite transaction
 open (the file stays locked) or a run half-recorded. ``atomic()`` defers SIGINT until the
@@ -7,6 +7,12 @@ storage calls it only keeps it pending (``raise_now=False``): those calls run in
 own bookkeeping (telling a trial's state), where an exception breaks the record; the pending
 interrupt is raised at the next MLflow call or by ``raise_pending()`` in the runner's loop,
 within an epoch. Only the main thread receives signals, so elsewhere it does nothing.
+
+``stop_on_signals()`` (around `sweeps run` and `sweeps worker`) makes SIGTERM, the signal that
+`docker compose stop`, a Kubernetes eviction and `timeout` send, stop the command as Ctrl-C
+does, and lets the clean-up that follows the first signal finish: a second Ctrl-C or SIGTERM
+while the interrupted trial is being recorded is noted, not raised (it used to cut the
+clean-up short, leaving the trial to a later run's "no heartbeat").
 """
 
 from __future__ import annotations
@@ -17,13 +23,62 @@ import threading
 from collections.abc import Iterator
 
 _PENDING: list[int] = []
+_STOPPING: list[int] = []  # the signal that stopped the command, once one has
+_DEFERRING: list[bool] = []  # inside atomic() under stop_on_signals
+_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
 
 def raise_pending() -> None:
     """Raise a Ctrl-C that arrived during a deferred call, if one did."""
     if _PENDING and threading.current_thread() is threading.main_thread():
+        signum = _PENDING[0]
         _PENDING.clear()
+        if _STOPPING:  # already stopping: let the clean-up finish
+            return
+        if signal.getsignal(signal.SIGINT) is _on_signal:
+            _STOPPING.append(signum)
         raise KeyboardInterrupt
+
+
+def _on_signal(signum: int, frame) -> None:
+    if _DEFERRING:
+        _PENDING.append(signum)
+        return
+    if _STOPPING:
+        return
+    _STOPPING.append(signum)
+    raise KeyboardInterrupt
+
+
+def stopped_by() -> str:
+    """What stopped the command: "Ctrl-C" (also when no signal handler of ours ran) or
+    "SIGTERM"."""
+    return _NAMES.get(_STOPPING[0], "Ctrl-C") if _STOPPING else "Ctrl-C"
+
+
+def exit_code() -> int:
+    """The shell's code for the signal that stopped the command: 130 for Ctrl-C, 143 for TERM."""
+    return 128 + (_STOPPING[0] if _STOPPING else signal.SIGINT)
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM stop the command cleanly (see the module's text); the previous
+    handlers come back after it, so a caller in-process (a test, a notebook) keeps its own."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    _STOPPING.clear()
+    _PENDING.clear()
+    for sig in previous:
+        signal.signal(sig, _on_signal)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _PENDING.clear()
 
 
 @contextlib.contextmanager
@@ -34,6 +89,15 @@ def atomic(raise_now: bool = True) -> Iterator[None]:
     if raise_now:
         raise_pending()
     previous = signal.getsignal(signal.SIGINT)
+    if previous is _on_signal:  # under stop_on_signals: SIGINT and SIGTERM both wait
+        _DEFERRING.append(True)
+        try:
+            yield
+        finally:
+            _DEFERRING.pop()
+            if raise_now and not _DEFERRING:
+                raise_pending()
+        return
     if previous is not signal.default_int_handler:  # someone else handles Ctrl-C: leave it
         yield
         return

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_type_hints
 
@@ -269,6 +270,28 @@ class SearchConfig(Strict):
         return "none" if self.multi_objective else self.pruner
 
 
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+_NOT_IN_USERINFO = re.compile(r"[@/?#\s]|%(?![0-9A-Fa-f]{2})")
+
+
+def _expand_uri(template: str) -> str:
+    """``${VAR}`` and ``$VAR`` from the environment; values in the user-and-password part
+    percent-encoded where they must be (see ``StudySpec._expand_environment``)."""
+    start = template.find("://")
+    userinfo_end = template.find("@", start + 3) if start != -1 else -1
+    parts, last = [], 0
+    for match in _VARIABLE.finditer(template):
+        name = match.group(1) or match.group(2)
+        value = os.environ.get(name)
+        if value is None:
+            raise ValueError(f"environment variable {name} is not set")
+        if start < match.start() < userinfo_end:
+            value = _NOT_IN_USERINFO.sub(lambda m: urllib.parse.quote(m.group(), safe=""), value)
+        parts += [template[last : match.start()], value]
+        last = match.end()
+    return "".join(parts) + template[last:]
+
+
 class StudySpec(Strict):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     seed: int = 0
@@ -288,13 +311,26 @@ class StudySpec(Strict):
     @field_validator("tracking_uri", "storage")
     @classmethod
     def _expand_environment(cls, value: str | None) -> str | None:
-        """``${VAR}`` in a store URI comes from the environment (keeps passwords out of files)."""
+        """``${VAR}`` in a store URI comes from the environment (keeps passwords out of files).
+        A value that lands in the URI's user or password is percent-encoded where a URL could
+        not carry it (``@ / ? #``, spaces, a ``%`` not already an escape), so a password
+        holding them connects instead of being cut apart (and half printed) by the parser."""
         if value is None:
             return None
-        expanded = os.path.expandvars(value)
-        unset = re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", expanded)
-        if unset:
-            raise ValueError(f"environment variable {unset[0]} is not set")
+        expanded = _expand_uri(value)
+        scheme = expanded.split("://", 1)[0].lower() if "://" in expanded else ""
+        if scheme and not scheme.startswith(("http", "file", "databricks")):
+            # a database URL: read it as SQLAlchemy will, now, not after a store was made
+            from sqlalchemy.engine.url import make_url  # only for database URLs (0.25 s)
+
+            try:
+                make_url(expanded).port  # noqa: B018 - reading the port checks it
+            except Exception:  # noqa: BLE001 - its text may hold a piece of the password
+                raise ValueError(
+                    "is not a database URL that can be read (scheme://user:password@host:port/"
+                    "name; a user or password holding @ / : must be percent-encoded, e.g."
+                    " urllib.parse.quote(password, safe=''), or given as ${VAR})"
+                ) from None
         return expanded
 
     @field_validator("tasks", mode="before")

@@ -34,6 +34,7 @@ from mtl_core.schedules import total_epochs
 from mtl_core.train import Callback, EpochLog, FitResult, TrainingDiverged, fit
 from sweeps import record
 from sweeps.baselines import Baseline, Baselines
+from sweeps.interrupts import stopped_by
 from sweeps.masking import mask
 from sweeps.models import record_model
 from sweeps.progress import Reporter
@@ -272,6 +273,7 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
         seconds = time.perf_counter() - started
         metrics += record.time_metrics(times["train"], times["baseline"], seconds)
         ctx.tracker.log(run_id, metrics=metrics)
+        _check_objective(summary, spec)
         if keeps_model(ctx, summary.valid_delta_m):
             ctx.reporter.phase("model")
             record_first_model(ctx, run_id, config, results, seeds)
@@ -311,11 +313,13 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
     except KeyboardInterrupt:
         trial.set_user_attr("reason", "interrupted")
         trial.set_user_attr("not_counted", True)  # the next run trains one in its place
-        _close(ctx, run_id, started, times, "KILLED", "FAIL", "interrupted (Ctrl-C)")
+        _close(ctx, run_id, started, times, "KILLED", "FAIL", f"interrupted ({stopped_by()})")
         raise
     except Exception as exc:
         if isinstance(exc, TrainingDiverged):
             reason = f"training diverged: {exc}"
+        elif isinstance(exc, UndefinedObjective):
+            reason = str(exc)
         else:
             reason = f"{type(exc).__name__}: {exc}"
             trial.set_user_attr("traceback", mask(traceback.format_exc()[-4000:]))
@@ -323,6 +327,26 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
         trial.set_user_attr("reason", mask(reason))
         ctx.outcomes.append(TrialOutcome(trial.number, "FAIL", note=reason))
         raise
+
+
+class UndefinedObjective(Exception):
+    """The trial trained, but its objective is not a number: Optuna would store a FAIL without
+    a reason that no study counts, and a study of N trials would never end."""
+
+
+def _check_objective(summary: _Summary, spec: StudySpec) -> None:
+    values = dict(summary.valid_deltas)
+    if not spec.search.multi_objective:
+        values["Δm"] = summary.valid_delta_m
+    undefined = sorted(k for k, v in values.items() if not math.isfinite(v))
+    if undefined:
+        tasks = [t for t in undefined if t != "Δm"] or sorted(summary.valid_deltas)
+        raise UndefinedObjective(
+            f"the objective is not a number: validation Δ of {', '.join(undefined)} is NaN or"
+            f" infinite (the primary metric is undefined on the validation split of"
+            f" {', '.join(tasks)}: one class under auc, r2 on one row?); the trial counts as"
+            " failed"
+        )
 
 
 def fit_seeds(

@@ -53,6 +53,21 @@ def small_study(name: str = "small", **sections) -> dict:
     return study
 
 
+def two_tasks(study: dict, names: tuple[str, ...] = ("imdb", "yelp")) -> dict:
+    """``study`` with only the named review tasks (a study of ``small_study``)."""
+    study["tasks"] = {k: v for k, v in study["tasks"].items() if k in names}
+    return study
+
+
+def runs_of(spec, kind: str) -> list:
+    """Every MLflow run of ``kind`` (``mtl.kind``) in the study's experiment."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(spec.tracking)
+    exp = client.get_experiment_by_name(spec.name).experiment_id
+    return client.search_runs([exp], f"tags.`mtl.kind` = '{kind}'", max_results=1000)
+
+
 def review_tasks(rows: int, metric: str, names: tuple[str, ...] = ("imdb", "yelp")) -> dict:
     """The first ``rows`` review sentences of each named domain, prepared for ``mtl_core.fit``."""
     from mtl_core.data.prepare import TaskFrame, prepare_tasks

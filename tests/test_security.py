@@ -51,6 +51,36 @@ def test_secrets_are_masked_in_every_form_they_take():
     assert "hunter2" not in mask("dbname=x password=hunter2 host=db")
     text = "error: OperationalError connecting to postgresql+psycopg://a:b%21c@h/db failed"
     assert "b%21c" not in mask(text)
+    # a password as ${VAR} writes it, unencoded: "/", "@" and ":" inside it are masked too
+    assert mask("postgresql://u:pa/ss@w:rd@db:5432/x") == "postgresql://u:***@db:5432/x"
+    assert mask("'sqlite:///a.db' then http://v:p/w@k:1/,https://x:y@z") == (
+        "'sqlite:///a.db' then http://v:***@k:1/,https://x:***@z"
+    )
+    assert mask("http://mlflow:5000 and file:///tmp/x") == "http://mlflow:5000 and file:///tmp/x"
+
+
+def test_masking_is_linear_in_the_text():
+    """A pattern over the text was quadratic on long runs of letters (a 10 MB header line never
+    finished); the scan reads each character a bounded number of times."""
+    for text in ("a" * 10**7, "a" * 10**7 + "://", "x://" + "a" * 10**7 + "@", "password=" * 10**6):
+        assert len(mask(text)) <= len(text)  # returns at all: a quadratic scan would not
+
+
+def test_a_password_with_slashes_and_ats_given_through_a_variable_is_never_printed(tmp_path):
+    secret = "pa/ss@w:rd"
+    study = small_study(
+        "masked", storage="postgresql://alice:${MTL_TEST_SECRET}@127.0.0.1:1/nodb",
+        search={"store_retry_s": 1},  # nothing listens on port 1: give up after 1 s
+    )  # fmt: skip
+    path = write_study(tmp_path, study)
+    env = {"MTL_TEST_SECRET": secret}
+    shown = cli("validate", str(path), cwd=tmp_path, env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "alice:***@127.0.0.1" in shown.stdout
+    ran = cli("run", str(path), "--quiet", cwd=tmp_path, env=env)  # the retry warnings
+    assert ran.returncode == 1 and "retrying" in ran.stderr
+    for text in (shown.stdout, shown.stderr, ran.stdout, ran.stderr):
+        assert "pa/ss" not in text and "w:rd" not in text
 
 
 UNSAFE = [

@@ -95,6 +95,7 @@ def test_the_browser_check_catches_a_broken_page(studies, tmp_path):
 
 
 def test_served_dashboard_follows_the_study(tmp_path):
+    import http.client
     import sys
     import time
     import urllib.request
@@ -117,10 +118,28 @@ def test_served_dashboard_follows_the_study(tmp_path):
         with urllib.request.urlopen(url, timeout=5) as response:
             return response.read().decode()
 
+    def status(path: str, host: str | None = None, method: str = "GET") -> int:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            connection.putrequest(method, path, skip_host=True)
+            connection.putheader("Host", host or f"127.0.0.1:{port}")
+            connection.endheaders()
+            return connection.getresponse().status
+        finally:
+            connection.close()
+
     try:
         assert "127.0.0.1" in proc.stdout.readline()
         first = page()
         assert "1 trials (1 complete)" in first and "http-equiv='refresh' content='1'" in first
+        # the one page and nothing else: the workdir's databases stay on the disk
+        assert (tmp_path / ".sweeps" / "optuna.db").exists()
+        assert status("/") == status("/dashboard.html?x=1", f"localhost:{port}") == 200
+        for where in ("/optuna.db", "/mlflow.db", "/artifacts/", "/../study.yaml", "/%2e%2e/"):
+            assert status(where) == 404, where
+        assert status("/dashboard.html", "evil.example:80") == 421  # DNS rebinding
+        assert status("/dashboard.html", method="POST") == 501
+        assert status("/dashboard.html", method="HEAD") == 200
         assert cli("run", str(path), "--trials", "2", "--quiet", cwd=tmp_path).returncode == 0
         deadline = time.monotonic() + 60
         while "2 trials (2 complete)" not in page():

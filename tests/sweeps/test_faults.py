@@ -16,7 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from sweeps.server import launch_tracking_server, stop_group
-from tests.helpers import ROOT, cli, free_port, small_study, sweeps, write_study
+from tests.helpers import ROOT, cli, free_port, small_study, write_study
 
 
 def _start(path: Path, log, *args: str) -> subprocess.Popen:
@@ -72,42 +72,74 @@ def _long_study(name: str, **sections) -> dict:
     return study
 
 
-def test_ctrl_c_stops_within_seconds_and_the_next_run_resumes(tmp_path):
-    study = _long_study("ctrl_c", training={"epochs": 15}, search={"n_trials": 3, "pruner": "none"})
-    path = write_study(tmp_path, study)
-    tracking = f"sqlite:///{tmp_path / '.sweeps' / 'mlflow.db'}"
-    storage = f"sqlite:///{tmp_path / '.sweeps' / 'optuna.db'}"
-    log = tmp_path / "run.log"
+def _stopped_midway(folder: Path, name: str, send) -> dict:
+    """Start `sweeps run` on a 3-trial study, stop it with ``send(proc)`` once a trial has
+    completed and another trains; what a test checks afterwards."""
+    study = _long_study(name, training={"epochs": 15}, search={"n_trials": 3, "pruner": "none"})
+    path = write_study(folder, study)
+    tracking = f"sqlite:///{folder / '.sweeps' / 'mlflow.db'}"
+    storage = f"sqlite:///{folder / '.sweeps' / 'optuna.db'}"
+    log = folder / "run.log"
     with open(log, "w") as out:
         proc = _start(path, out)
-
-        done = _midway(tracking, "ctrl_c", log)
+        done = _midway(tracking, name, log)
         time.sleep(0.5)
         sent = time.monotonic()
-        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+        send(proc)
         code = proc.wait(timeout=30)
         stopped_in = time.monotonic() - sent
-    assert code == 130, log.read_text()
-    assert stopped_in < 10
-    assert "interrupted" in log.read_text()
-    trials = optuna.load_study(study_name="ctrl_c", storage=storage).trials
+    trials = optuna.load_study(study_name=name, storage=storage).trials
     (cut,) = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
-    assert cut.user_attrs["reason"] == "interrupted"
+    cut_runs = [
+        r
+        for r in _runs(tracking, name, "trial")
+        if r.data.tags["mtl.trial_number"] == str(cut.number)
+    ]
+    return dict(path=path, tracking=tracking, storage=storage, log=log.read_text(), done=done,
+                code=code, stopped_in=stopped_in, cut=cut, cut_runs=cut_runs)  # fmt: skip
+
+
+def test_ctrl_c_stops_within_seconds_and_the_next_run_resumes(tmp_path):
+    # what Ctrl-C in a terminal sends: SIGINT to the whole process group
+    got = _stopped_midway(tmp_path, "ctrl_c", lambda proc: os.killpg(proc.pid, signal.SIGINT))
+    assert got["code"] == 130, got["log"]
+    assert got["stopped_in"] < 10
+    assert "interrupted" in got["log"]
+    assert got["cut"].user_attrs["reason"] == "interrupted"
     # its run, if the interrupt came after it was created, is closed (KILLED, or FAILED by the
     # janitor when Ctrl-C arrived while the run was being set up), never left RUNNING
-    for run in _runs(tracking, "ctrl_c", "trial"):
-        if run.data.tags["mtl.trial_number"] == str(cut.number):
-            assert run.info.status in ("KILLED", "FAILED") and run.data.tags["mtl.state"] == "FAIL"
+    for run in got["cut_runs"]:
+        assert run.info.status in ("KILLED", "FAILED") and run.data.tags["mtl.state"] == "FAIL"
 
-    resumed = sweeps("run", str(path), "--quiet", cwd=tmp_path)
+    resumed = cli("run", str(got["path"]), "--quiet", cwd=tmp_path)  # the resume, in process
     assert resumed.returncode == 0, resumed.stderr
-    trials = optuna.load_study(study_name="ctrl_c", storage=storage).trials
+    trials = optuna.load_study(study_name="ctrl_c", storage=got["storage"]).trials
     assert Counter(t.state.name for t in trials) == {"FAIL": 1, "COMPLETE": 3}
-    runs = _runs(tracking, "ctrl_c")
+    runs = _runs(got["tracking"], "ctrl_c")
     assert not [r for r in runs if r.info.status == "RUNNING"]
     by_id = {r.info.run_id: r for r in runs}
-    for run_id, metrics in done.items():  # nothing completed was lost
+    for run_id, metrics in got["done"].items():  # nothing completed was lost
         assert by_id[run_id].data.metrics == metrics
+
+
+def test_sigterm_stops_as_ctrl_c_does_and_a_second_signal_does_not_cut_the_clean_up(tmp_path):
+    # what `docker compose stop`, a Kubernetes eviction and `timeout` send: to the process
+    # alone, not its group; a second signal 20 ms later lands in the clean-up of the first
+    def twice(proc) -> None:
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.02)  # the same signal again (Python runs SIGINT's handler first when
+        proc.send_signal(signal.SIGTERM)  # both wait at once: a mixed pair would race)
+
+    got = _stopped_midway(tmp_path, "term", twice)
+    assert got["code"] == 143, got["log"]  # 128 + SIGTERM, as a shell reports it
+    assert got["stopped_in"] < 10
+    assert "interrupted (SIGTERM)" in got["log"] and "Traceback" not in got["log"]
+    # recorded by this run, not by a later run's janitor ("no heartbeat")
+    assert got["cut"].user_attrs["reason"] == "interrupted"
+    assert not [r for r in _runs(got["tracking"], "term") if r.info.status == "RUNNING"]
+    (cut_run,) = got["cut_runs"]
+    assert cut_run.info.status == "KILLED" and cut_run.data.tags["mtl.state"] == "FAIL"
+    assert cut_run.data.tags["mtl.error"] == "interrupted (SIGTERM)"
 
 
 def test_tracking_server_stopped_mid_study_stops_the_sweep_then_resumes(tmp_path):
@@ -141,7 +173,7 @@ def test_tracking_server_stopped_mid_study_stops_the_sweep_then_resumes(tmp_path
         assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
 
         server, url = launch_tracking_server(backend, tmp_path / "artifacts", port)
-        resumed = sweeps("run", str(path), "--quiet", cwd=tmp_path)
+        resumed = cli("run", str(path), "--quiet", cwd=tmp_path)  # the resume: proved in process
         assert resumed.returncode == 0, resumed.stderr
         runs = _runs(url, "server_down")
         assert not [r for r in runs if r.info.status == "RUNNING"]
@@ -158,50 +190,10 @@ def test_tracking_server_stopped_mid_study_stops_the_sweep_then_resumes(tmp_path
         stop_group(server)
 
 
-def test_an_unwritable_artifact_store_costs_the_files_not_the_record(tmp_path):
-    study = _long_study(
-        "no_artifacts",
-        training={"epochs": 2, "affinity_every": 5},  # every trial logs affinity.csv
-        search={"n_trials": 2, "pruner": "none"},
-    )
-    path = write_study(tmp_path, study)
-    workdir = tmp_path / ".sweeps"
-    workdir.mkdir()
-    (workdir / "artifacts").write_text("a file where the artifact folder should be\n")
-    result = cli("run", str(path), "--quiet", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert result.stderr.count("the artifact store cannot be written") == 1
-    assert "Traceback" not in result.stderr
-    tracking = f"sqlite:///{workdir / 'mlflow.db'}"
-    trials = _runs(tracking, "no_artifacts", "trial")
-    assert len(trials) == 2
-    for run in trials:
-        assert run.info.status == "FINISHED" and run.data.tags["mtl.state"] == "COMPLETE"
-        assert "delta_m" in run.data.metrics and "valid/imdb/f1" in run.data.metrics
-        assert run.data.tags["mtl.artifact_error"].startswith("affinity.csv: ")
-    assert not [r for r in _runs(tracking, "no_artifacts") if r.info.status == "RUNNING"]
-
-
-def _restart_postgres() -> None:
-    """Restart the local cluster the tests use (pg_ctlcluster, as .ci/run starts it)."""
-    import shutil
-
-    versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
-    if not shutil.which("pg_ctlcluster") or not versions:
-        if os.environ.get("MTL_REQUIRE_POSTGRES") == "1":
-            pytest.fail("restarting PostgreSQL needs pg_ctlcluster and /etc/postgresql")
-        pytest.skip("PostgreSQL cannot be restarted from here (no pg_ctlcluster)")
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "restart"],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-
-
 @pytest.mark.postgres
-def test_workers_ride_out_a_postgresql_restart(tmp_path, postgres_db):
-    optuna_url, backend = postgres_db(), postgres_db()
+def test_workers_ride_out_a_postgresql_restart(tmp_path, private_postgres):
+    # a cluster of the test's own: restarting the shared one would cut other tests' connections
+    optuna_url, backend = private_postgres.database(), private_postgres.database()
     server, url = launch_tracking_server(backend, tmp_path / "artifacts", free_port())
     try:
         study = _long_study(
@@ -224,7 +216,7 @@ def test_workers_ride_out_a_postgresql_restart(tmp_path, postgres_db):
             )
 
             done = _midway(url, "pg_restart", log, 300)
-            _restart_postgres()
+            private_postgres.restart()
             code = worker.wait(timeout=600)
         assert code == 0, log.read_text()[-3000:]
         trials = optuna.load_study(study_name="pg_restart", storage=optuna_url).trials

@@ -152,17 +152,3 @@ def test_changing_the_objective_of_an_existing_study_is_refused(tmp_path):
     assert result.returncode == 2
     assert "search.objective" in result.stderr and "already exists" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-def test_baselines_command_lists_matched_baselines_without_training(tmp_path):
-    study = small_study("bl", training={"epochs": 1}, search={"n_trials": 1})
-    write_study(tmp_path, study)
-    empty = cli("baselines", "study.yaml", "--show", cwd=tmp_path)
-    assert empty.returncode == 0 and "no baseline recorded yet" in empty.stdout
-    assert not (tmp_path / ".sweeps" / "mlflow.db").exists()  # showing wrote nothing
-    assert cli("run", "study.yaml", cwd=tmp_path).returncode == 0
-    shown = cli("baselines", "study.yaml", cwd=tmp_path)
-    assert shown.returncode == 0, shown.stderr
-    assert "`matched`" in shown.stdout
-    for task in ("imdb", "yelp", "amazon"):
-        assert task in shown.stdout

@@ -1,21 +1,24 @@
-"""The pruner compares like with like: a trial's validation metrics at epoch e against its
-baselines' at epoch e, not against their final scores; and nothing is pruned in the warm-up."""
+"""sweeps.trial: the pruner compares like with like (a trial's validation metrics at epoch e
+against its baselines' at epoch e, not against their final scores; nothing is pruned in the
+warm-up), and a trial's summary over seeds gives means with their spread, recording a metric
+that a split leaves undefined (ROC AUC with one class present) as NaN instead of failing."""
 
 from __future__ import annotations
 
+import math
 import types
 
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from mtl_core.train import EpochLog
+from mtl_core.train import EpochLog, FitResult
 from sweeps.baselines import Baseline
 from sweeps.progress import Reporter
 from sweeps.runner import make_pruner
 from sweeps.spec import StudySpec
 from sweeps.tracking import Tracker
-from sweeps.trial import _Record, paired_deltas
+from sweeps.trial import _Record, _summarise, paired_deltas
 from tests.helpers import small_study
 
 # baselines that converge slowly: 0.50 after one epoch, 0.85 from epoch 5 on
@@ -112,3 +115,66 @@ def test_with_several_seeds_the_pruner_values_are_logged_as_reported(ctx):
     history = MlflowClient(ctx.tracker.uri).get_metric_history(run, "pruner/valid_delta_m")
     reported = study.trials[0].intermediate_values
     assert {m.step: m.value for m in history} == pytest.approx(reported)
+
+
+def _result(f1: float, auc: float, epoch: int) -> FitResult:
+    scores = {"a": {"f1": f1, "auc": auc}}
+    return FitResult(["a"], {"a": "f1"}, [], scores, scores, 0.0, "cpu", best_epoch=epoch)
+
+
+def test_an_undefined_metric_is_nan_and_the_rest_is_summarised():
+    results = [_result(0.6, math.nan, 3), _result(0.7, 0.8, 5)]
+    baselines = [{"a": Baseline("a", "k", "f1", 0.5, 0.5, 0.0, True, "r", s)} for s in (0, 1)]
+    summary = _summarise(results, baselines)
+    m = {name: value for name, value, _ in summary.metrics}
+    assert math.isnan(m["selected/valid/a/auc"]) and math.isnan(m["selected/valid/a/auc_std"])
+    assert m["selected/valid/a/f1"] == pytest.approx(0.65)
+    assert m["best_epoch"] == 4 and m["best_epoch_std"] == pytest.approx(math.sqrt(2))
+    assert m["delta/a"] == pytest.approx(30.0)  # (0.65 - 0.5) / 0.5, mean of +20% and +40%
+    assert m["test/delta/a"] == m["delta/a"] and m["test/delta_m"] == m["delta_m"]
+    assert summary.valid_delta_m == pytest.approx(30.0)
+
+
+def test_a_trial_whose_objective_is_not_a_number_fails_with_its_reason_and_counts(tmp_path):
+    """A validation split holding one class leaves ROC AUC undefined, so the objective is NaN:
+    Optuna alone would store a FAIL without a reason that no study counts (an `n_trials: 2`
+    study ran 69 trials until it was killed, each FINISHED in MLflow)."""
+    import pandas as pd
+
+    from tests.helpers import SENTIMENT, cli, write_study
+
+    frame = pd.read_csv(
+        SENTIMENT / "imdb_labelled.txt", sep="\t", header=None, names=["text", "label"], quoting=3
+    )
+    parts = {"train": frame.iloc[:600], "test": frame.iloc[800:]}
+    parts["valid"] = frame.iloc[600:800].query("label == 1")  # one class: AUC undefined
+    for split, rows in parts.items():
+        rows.to_csv(tmp_path / f"imdb_{split}.csv", index=False)
+    study = small_study("nan_objective", training={"epochs": 1}, search={"n_trials": 2})
+    study["tasks"]["imdb"] = {
+        "split": {s: f"imdb_{s}.csv" for s in parts},
+        "inputs": "text",
+        "target": "label",
+        "type": "binary",
+        "metric": "auc",
+    }
+    study["tasks"].pop("amazon")
+    path = write_study(tmp_path, study)
+    result = cli("run", str(path), "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    trials = optuna.load_study(
+        study_name="nan_objective", storage=f"sqlite:///{tmp_path / '.sweeps' / 'optuna.db'}"
+    ).trials
+    assert len(trials) == 2  # the study ended: both trials count as finished
+    for trial in trials:
+        assert trial.state == optuna.trial.TrialState.FAIL
+        assert "the objective is not a number" in trial.user_attrs["reason"]
+        assert "imdb" in trial.user_attrs["reason"]
+    client = MlflowClient(f"sqlite:///{tmp_path / '.sweeps' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("nan_objective").experiment_id
+    runs = client.search_runs([experiment], "tags.`mtl.kind` = 'trial'")
+    assert len(runs) == 2
+    for run in runs:
+        assert run.info.status == "FAILED" and run.data.tags["mtl.state"] == "FAIL"
+        assert "the objective is not a number" in run.data.tags["mtl.error"]
+        assert math.isnan(run.data.metrics["valid/delta_m"])  # what it measured stays on record

@@ -1,5 +1,6 @@
-"""Malformed studies: exit 2, one message naming the field or file, no traceback, and nothing
-written (no Optuna trial, no MLflow run, no store file)."""
+"""sweeps.spec: a study file becomes a checked ``StudySpec``. Malformed studies exit 2 with one
+message naming the field or file, no traceback, and nothing written (no Optuna trial, no MLflow
+run, no store file); store URIs expand environment variables and default to the workdir."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import copy
 
 import pytest
 
+from sweeps.errors import StudyError
+from sweeps.spec import load_spec
 from tests.helpers import assert_refused, cli, small_study, sweeps, write_study
 
 
@@ -192,3 +195,44 @@ def test_validate_prints_the_plan(tmp_path):
     ):
         assert needle in result.stdout, needle
     assert not (tmp_path / ".sweeps").exists()
+
+
+def test_store_uris_expand_environment_variables(monkeypatch, tmp_path):
+    study = small_study(storage="postgresql://u:${MTL_TEST_PW}@db:5432/optuna")
+    path = write_study(tmp_path, study)
+    monkeypatch.delenv("MTL_TEST_PW", raising=False)
+    with pytest.raises(StudyError, match="storage.*MTL_TEST_PW is not set"):
+        load_spec(path)
+    monkeypatch.setenv("MTL_TEST_PW", "pw")
+    assert load_spec(path).optuna_storage == "postgresql://u:pw@db:5432/optuna"
+
+
+def test_default_stores_live_in_the_workdir(tmp_path):
+    spec = load_spec(write_study(tmp_path, small_study(workdir="runs")))
+    assert spec.tracking == f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}"
+    assert spec.optuna_storage == f"sqlite:///{tmp_path / 'runs' / 'optuna.db'}"
+    assert spec.embedded
+
+
+def test_a_password_from_a_variable_is_encoded_and_a_bad_database_url_refused(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setenv("MTL_TEST_PW", "pa/ss@w:rd")  # as ${VAR} writes it: unencoded
+    study = small_study(storage="postgresql://u:${MTL_TEST_PW}@db:5432/optuna")
+    spec = load_spec(write_study(tmp_path, study))
+    assert spec.optuna_storage == "postgresql://u:pa%2Fss%40w:rd@db:5432/optuna"
+    from sqlalchemy.engine.url import make_url
+
+    assert make_url(spec.optuna_storage).password == "pa/ss@w:rd"  # what the driver is given
+    monkeypatch.setenv("MTL_TEST_PW", "p%40ss")  # already encoded: kept as it is
+    assert load_spec(write_study(tmp_path, study)).optuna_storage.endswith(
+        "u:p%40ss@db:5432/optuna"
+    )
+    written = small_study(storage="postgresql://u:pa/ss@w:rd@db:5432/optuna")  # in the file
+    result = cli("validate", str(write_study(tmp_path, written)), cwd=tmp_path)
+    assert result.returncode == 2 and "storage" in result.stderr
+    assert "percent-encoded" in result.stderr
+    assert "pa/ss" not in result.stderr and "w:rd" not in result.stderr
+    bad_port = small_study(tracking_uri="postgresql://u@db:port/mlflow")
+    result = cli("validate", str(write_study(tmp_path, bad_port)), cwd=tmp_path)
+    assert result.returncode == 2 and "tracking_uri" in result.stderr

@@ -1,5 +1,5 @@
-"""Issue 3 on the embedded stores: every sampler and pruner, the multi-objective Pareto
-search, repeated seeds with significance, and tuned baselines."""
+"""The search on the embedded stores: every sampler and pruner, the multi-objective Pareto
+search, and repeated seeds with significance."""
 
 from __future__ import annotations
 
@@ -11,20 +11,9 @@ from mlflow.tracking import MlflowClient
 
 from sweeps.runner import run_study
 from sweeps.spec import load_spec
-from tests.helpers import cli, small_study, write_study
+from tests.helpers import cli, runs_of, small_study, two_tasks, write_study
 
 TWO_TASKS = ["imdb", "yelp"]
-
-
-def _two_tasks(study: dict) -> dict:
-    study["tasks"] = {k: v for k, v in study["tasks"].items() if k in TWO_TASKS}
-    return study
-
-
-def _runs(spec, kind: str):
-    client = MlflowClient(spec.tracking)
-    exp = client.get_experiment_by_name(spec.name).experiment_id
-    return client.search_runs([exp], f"tags.`mtl.kind` = '{kind}'", max_results=1000)
 
 
 def _trials(spec):
@@ -33,7 +22,7 @@ def _trials(spec):
 
 @pytest.mark.parametrize("sampler", ["tpe", "random", "grid", "cmaes", "nsga2", "gp"])
 def test_every_sampler_runs_a_study(tmp_path, sampler):
-    study = _two_tasks(
+    study = two_tasks(
         small_study(
             f"s_{sampler}",
             training={"epochs": 1},
@@ -62,11 +51,11 @@ def test_every_sampler_runs_a_study(tmp_path, sampler):
     if sampler == "grid":  # a grid never repeats a point
         points = {tuple(sorted(t.params.items())) for t in trials}
         assert len(points) == 3
-    assert len(_runs(spec, "trial")) == 3
+    assert len(runs_of(spec, "trial")) == 3
 
 
 def test_grid_stops_when_the_grid_is_exhausted(tmp_path):
-    study = _two_tasks(
+    study = two_tasks(
         small_study(
             "g",
             training={"epochs": 1},
@@ -84,7 +73,7 @@ def test_grid_stops_when_the_grid_is_exhausted(tmp_path):
 
 
 def test_hyperband_prunes_by_epoch(tmp_path):
-    study = _two_tasks(
+    study = two_tasks(
         small_study(
             "hb",
             training={"epochs": 4},
@@ -103,13 +92,13 @@ def test_hyperband_prunes_by_epoch(tmp_path):
     assert pruned, "hyperband pruned nothing in 8 trials with lr over 3.7 decades"
     for t in pruned:
         assert max(t.intermediate_values) < 4  # stopped before the last epoch
-    for run in _runs(spec, "trial"):
+    for run in runs_of(spec, "trial"):
         if run.data.tags["mtl.state"] == "PRUNED":
             assert "pruned at epoch" in run.data.tags["mtl.error"]
 
 
 def test_per_task_objective_tags_the_pareto_front(tmp_path):
-    study = _two_tasks(
+    study = two_tasks(
         small_study(
             "pareto",
             training={"epochs": 2},
@@ -135,7 +124,7 @@ def test_per_task_objective_tags_the_pareto_front(tmp_path):
     assert front and len(ostudy.trials) == 6
     for t in ostudy.trials:  # the objectives are each task's validation Δ
         assert len(t.values) == 2
-    runs = _runs(spec, "trial")
+    runs = runs_of(spec, "trial")
     tagged = {int(r.data.tags["mtl.trial_number"]): r.data.tags["mtl.pareto"] for r in runs}
     assert tagged == {n: ("true" if n in front else "false") for n in range(6)}
     # no trial on the front is dominated by another trial
@@ -153,7 +142,7 @@ def test_per_task_objective_tags_the_pareto_front(tmp_path):
 
 
 def test_pruner_with_per_task_is_refused_before_anything_runs(tmp_path):
-    study = _two_tasks(small_study("mo", search={"objective": "per_task", "pruner": "median"}))
+    study = two_tasks(small_study("mo", search={"objective": "per_task", "pruner": "median"}))
     path = write_study(tmp_path, study)
     result = cli("run", str(path), cwd=tmp_path)
     assert result.returncode == 2
@@ -162,14 +151,14 @@ def test_pruner_with_per_task_is_refused_before_anything_runs(tmp_path):
 
 
 def test_seeds_report_means_std_and_significance(tmp_path):
-    study = _two_tasks(
+    study = two_tasks(
         small_study("seeds", training={"epochs": 2, "seeds": 3}, search={"n_trials": 1})
     )
     spec = load_spec(write_study(tmp_path, study))
     run_study(spec)
-    (trial,) = _runs(spec, "trial")
+    (trial,) = runs_of(spec, "trial")
     m = trial.data.metrics
-    baselines = _runs(spec, "baseline")
+    baselines = runs_of(spec, "baseline")
     assert sorted((r.data.tags["mtl.task"], r.data.params["seed"]) for r in baselines) == [
         (t, str(s)) for t in TWO_TASKS for s in (0, 1, 2)
     ]
@@ -211,71 +200,3 @@ def test_seeds_report_means_std_and_significance(tmp_path):
     assert {p.step: p.value for p in told} == pytest.approx(ot.intermediate_values)
     objective = client.get_metric_history(trial.info.run_id, "valid/delta_m")
     assert [p.value for p in objective] == pytest.approx([ot.value])  # one value: the objective
-
-
-def test_tuned_baselines_are_tuned_once_and_reused(tmp_path):
-    study = _two_tasks(
-        small_study(
-            "tuned",
-            training={"epochs": 1},
-            baselines={"mode": "tuned", "trials": 3},
-            search={
-                "n_trials": 3,
-                "space": {
-                    "model.hidden_size": {"low": 4, "high": 32, "log": True},
-                    "training.schedule": {"choices": ["joint", "round_robin"]},
-                },
-            },
-        )
-    )
-    path = write_study(tmp_path, study)
-    spec = load_spec(path)
-    run_study(spec)
-    baselines = _runs(spec, "baseline")
-    assert sorted(r.data.tags["mtl.task"] for r in baselines) == TWO_TASKS  # once per task
-    for run in baselines:
-        assert run.data.tags["mtl.baseline_mode"] == "tuned"
-        task = run.data.tags["mtl.task"]
-        tuning = optuna.load_study(
-            study_name=run.data.params["tuning.study"], storage=spec.optuna_storage
-        )
-        assert len(tuning.trials) == 3
-        assert run.data.params["model.hidden_size"] == str(
-            tuning.best_trial.params["model.hidden_size"]
-        )
-        assert "training.schedule" not in tuning.best_trial.params
-        for trial in _runs(spec, "trial"):  # every trial compares with the same tuned model
-            assert trial.data.metrics[f"baseline/{task}/f1"] == run.data.metrics[f"test/{task}/f1"]
-    # a re-run with more trials, and `sweeps baselines`, train no baseline again
-    run_study(spec, n_trials=4)
-    assert len(_runs(spec, "baseline")) == 2
-    shown = cli("baselines", str(path), cwd=tmp_path)
-    assert shown.returncode == 0, shown.stderr
-    assert "reused" in shown.stdout and "tuned" in shown.stdout and "hidden_size=" in shown.stdout
-    assert len(_runs(spec, "baseline")) == 2
-
-
-def test_tuned_mode_needs_something_to_tune(tmp_path):
-    study = _two_tasks(
-        small_study(
-            "nothing",
-            baselines={"mode": "tuned"},
-            search={"space": {"training.schedule": {"choices": ["joint", "round_robin"]}}},
-        )
-    )
-    result = cli("validate", str(write_study(tmp_path, study)), cwd=tmp_path)
-    assert result.returncode == 2 and "baselines.mode" in result.stderr
-
-
-def test_grid_needs_finite_values(tmp_path):
-    study = _two_tasks(
-        small_study(
-            "grid",
-            search={"sampler": "grid", "space": {"training.lr": {"low": 0.001, "high": 0.01}}},
-        )
-    )
-    result = cli("validate", str(write_study(tmp_path, study)), cwd=tmp_path)
-    assert result.returncode == 2
-    assert (
-        "search.space.training.lr: the grid sampler needs a finite set of values" in result.stderr
-    )

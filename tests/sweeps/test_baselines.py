@@ -1,0 +1,81 @@
+"""sweeps.baselines and sweeps.tuning: tuned baselines are tuned once per task and reused,
+`sweeps baselines` lists what a study compares with without training, and tuning needs
+something to tune."""
+
+from __future__ import annotations
+
+import optuna
+
+from sweeps.runner import run_study
+from sweeps.spec import load_spec
+from tests.helpers import cli, runs_of, small_study, two_tasks, write_study
+
+TWO_TASKS = ["imdb", "yelp"]
+
+
+def test_baselines_command_lists_matched_baselines_without_training(tmp_path):
+    study = small_study("bl", training={"epochs": 1}, search={"n_trials": 1})
+    write_study(tmp_path, study)
+    empty = cli("baselines", "study.yaml", "--show", cwd=tmp_path)
+    assert empty.returncode == 0 and "no baseline recorded yet" in empty.stdout
+    assert not (tmp_path / ".sweeps" / "mlflow.db").exists()  # showing wrote nothing
+    assert cli("run", "study.yaml", cwd=tmp_path).returncode == 0
+    shown = cli("baselines", "study.yaml", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "`matched`" in shown.stdout
+    for task in ("imdb", "yelp", "amazon"):
+        assert task in shown.stdout
+
+
+def test_tuned_baselines_are_tuned_once_and_reused(tmp_path):
+    study = two_tasks(
+        small_study(
+            "tuned",
+            training={"epochs": 1},
+            baselines={"mode": "tuned", "trials": 3},
+            search={
+                "n_trials": 3,
+                "space": {
+                    "model.hidden_size": {"low": 4, "high": 32, "log": True},
+                    "training.schedule": {"choices": ["joint", "round_robin"]},
+                },
+            },
+        )
+    )
+    path = write_study(tmp_path, study)
+    spec = load_spec(path)
+    run_study(spec)
+    baselines = runs_of(spec, "baseline")
+    assert sorted(r.data.tags["mtl.task"] for r in baselines) == TWO_TASKS  # once per task
+    for run in baselines:
+        assert run.data.tags["mtl.baseline_mode"] == "tuned"
+        task = run.data.tags["mtl.task"]
+        tuning = optuna.load_study(
+            study_name=run.data.params["tuning.study"], storage=spec.optuna_storage
+        )
+        assert len(tuning.trials) == 3
+        assert run.data.params["model.hidden_size"] == str(
+            tuning.best_trial.params["model.hidden_size"]
+        )
+        assert "training.schedule" not in tuning.best_trial.params
+        for trial in runs_of(spec, "trial"):  # every trial compares with the same tuned model
+            assert trial.data.metrics[f"baseline/{task}/f1"] == run.data.metrics[f"test/{task}/f1"]
+    # a re-run with more trials, and `sweeps baselines`, train no baseline again
+    run_study(spec, n_trials=4)
+    assert len(runs_of(spec, "baseline")) == 2
+    shown = cli("baselines", str(path), cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "reused" in shown.stdout and "tuned" in shown.stdout and "hidden_size=" in shown.stdout
+    assert len(runs_of(spec, "baseline")) == 2
+
+
+def test_tuned_mode_needs_something_to_tune(tmp_path):
+    study = two_tasks(
+        small_study(
+            "nothing",
+            baselines={"mode": "tuned"},
+            search={"space": {"training.schedule": {"choices": ["joint", "round_robin"]}}},
+        )
+    )
+    result = cli("validate", str(write_study(tmp_path, study)), cwd=tmp_path)
+    assert result.returncode == 2 and "baselines.mode" in result.stderr
