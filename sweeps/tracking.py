@@ -265,8 +265,11 @@ def _param_value(value: Any) -> str:
 
 
 def open_tracker(spec: StudySpec) -> Tracker:
-    """The study's tracker (artifacts next to an embedded store)."""
-    artifacts = spec.workdir_path / "artifacts" if spec.embedded else None
+    """The study's tracker. Artifacts go where the MLflow server sends them when there is one
+    (``http(s)://``); otherwise to the study's ``workdir/artifacts``, for an embedded store and
+    a database URI alike (MLflow's own default, ``./mlruns``, is wherever the command ran)."""
+    served = spec.tracking.split("://", 1)[0].lower() in ("http", "https", "databricks")
+    artifacts = None if served else spec.workdir_path / "artifacts"
     if spec.embedded:
         spec.workdir_path.mkdir(parents=True, exist_ok=True)
     return Tracker(spec.tracking, spec.name, artifacts, spec.search.store_retry_s)

@@ -1,8 +1,10 @@
 """sweeps.tracking, the one writer of MLflow: only connection failures are retried as
-transient, and an artifact store that cannot be written costs the files, not the record."""
+transient, an artifact store that cannot be written costs the files, not the record, and a
+database tracking URI keeps its artifacts in the workdir, not in `./mlruns` of any folder."""
 
 from __future__ import annotations
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from sweeps.tracking import _transient
@@ -48,3 +50,19 @@ def test_an_unwritable_artifact_store_costs_the_files_not_the_record(tmp_path):
         assert "delta_m" in run.data.metrics and "valid/imdb/f1" in run.data.metrics
         assert run.data.tags["mtl.artifact_error"].startswith("affinity.csv: ")
     assert not [r for r in _runs(tracking, "no_artifacts") if r.info.status == "RUNNING"]
+
+
+@pytest.mark.postgres
+def test_a_database_tracking_uri_keeps_artifacts_in_the_workdir(tmp_path, postgres_db):
+    """MLflow's default artifact root is ``./mlruns`` of whatever folder the command ran in."""
+    study = small_study("pg_artifacts", tracking_uri=postgres_db(), training={"epochs": 1})
+    study["search"]["n_trials"] = 1
+    path = write_study(tmp_path / "study", study)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = cli("run", str(path), "--quiet", cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    assert list(elsewhere.iterdir()) == []  # no ./mlruns where the command ran
+    experiment = MlflowClient(study["tracking_uri"]).get_experiment_by_name("pg_artifacts")
+    assert experiment.artifact_location == (path.parent / ".sweeps" / "artifacts").as_uri()
+    assert (path.parent / ".sweeps" / "artifacts").is_dir()  # the models and reports are there
