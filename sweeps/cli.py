@@ -506,7 +506,7 @@ def methods() -> None:
             section = registry.setting.split(".")[0]
             own = ", ".join(f"{section}.{p.name} ({p.default:g})" for p in entry.params)
             table.add_row(registry.kind, name, entry.description, registry.setting, own)
-    Console(width=max(140, Console().width)).print(table)
+    Console(width=max(140, Console().width), markup=False).print(table)
     print(
         "Gradient methods, gradnorm and stch need `training.schedule: joint`; "
         "`training.optimizer_per_task` needs a schedule with one task per step."

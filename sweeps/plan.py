@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from mtl_core.methods import MULTI_TASK_ONLY, SINGLE_TASK_TRAINING, baseline_model_setting
 from sweeps.masking import mask
@@ -33,7 +33,7 @@ def _rows(task, split: str) -> str:
 
 def print_plan(spec: StudySpec, data: StudyData, console: Console | None = None) -> None:
     console = console or _console()
-    console.print(f"[bold]study {spec.name}[/bold]: valid ({spec.source})")
+    console.print(Text.assemble((f"study {spec.name}", "bold"), f": valid ({spec.source})"))
     tasks = Table("task", "type", "metric", "classes", "train", "valid", "test", title="tasks")
     for name in spec.task_names:
         task = data.tasks[name]
@@ -50,7 +50,7 @@ def print_plan(spec: StudySpec, data: StudyData, console: Console | None = None)
         described.append(f"{spec.tasks[arrays[0]].inputs} [array] {shape} for {','.join(arrays)}")
     console.print(
         "features: "
-        + escape("; ".join(described))
+        + "; ".join(described)
         + (f" (input width {data.space.width})" if data.space.blocks else "")
     )
     fixed = fixed_config(spec)
@@ -99,7 +99,7 @@ def print_plan(spec: StudySpec, data: StudyData, console: Console | None = None)
         + (", confirmation seeds included)" if spec.search.confirms else ")")
     )
     for line in warnings:
-        console.print(f"[yellow]warning[/yellow]: {escape(line)}")
+        console.print(Text.assemble(("warning", "yellow"), f": {line}"))
     problems = trial_problems(fixed, spec)
     if problems:
         console.print(
@@ -189,7 +189,9 @@ def _describe_entry(spec: StudySpec, entry) -> str:
 
 
 def _console() -> Console:
-    return Console() if sys.stdout.isatty() else Console(width=200)
+    """The console of the light commands. Markup is off: names, labels, columns and paths come
+    from the user (a study named ``a[/x]b`` crashed `validate`); styles are ``Text`` styles."""
+    return Console(markup=False) if sys.stdout.isatty() else Console(width=200, markup=False)
 
 
 def print_status(spec: StudySpec, console: Console | None = None) -> None:
@@ -300,7 +302,7 @@ def print_status(spec: StudySpec, console: Console | None = None) -> None:
     runs = study_runs(spec)
     if spec.search.confirms or runs["confirm"]:
         for line in winner_lines(pick_winner(runs["trial"], runs["confirm"])):
-            console.print(escape(line))
+            console.print(line)
     console.print(share_text(runs["trial"] + runs["confirm"]))
 
 

@@ -193,8 +193,14 @@ def is_complete(run: Any) -> bool:
 
 
 def quote(value: str) -> str:
-    """A value inside a single-quoted MLflow filter string."""
-    return value.replace("'", "\\'")
+    """A value as a quoted MLflow filter literal. MLflow's parser keeps a backslash as it is
+    (``'it\\'s'`` matches the text ``it\\'s``), so a value holding ``'`` goes in double
+    quotes; one holding both kinds cannot be written (the spec refuses such names)."""
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    raise ValueError(f"{value!r} holds both quote characters: no MLflow filter can match it")
 
 
 def where(
@@ -203,11 +209,11 @@ def where(
     not_kind: str | None = None,
 ) -> str:
     """An MLflow filter: every tag equal to its value, the run's status, a kind left out."""
-    parts = [f"tags.`{k}` = '{quote(v)}'" for k, v in (tags or {}).items()]
+    parts = [f"tags.`{k}` = {quote(v)}" for k, v in (tags or {}).items()]
     if not_kind is not None:
-        parts.append(f"tags.`{KIND}` != '{quote(not_kind)}'")
+        parts.append(f"tags.`{KIND}` != {quote(not_kind)}")
     if status is not None:
-        parts.append(f"attributes.status = '{quote(status)}'")
+        parts.append(f"attributes.status = {quote(status)}")
     return " and ".join(parts)
 
 

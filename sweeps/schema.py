@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
     create_model,
     field_validator,
     model_validator,
@@ -28,13 +29,15 @@ from mtl_core.registry import READERS, method_params
 from mtl_core.tasks import TaskType, allowed_metrics
 from sweeps.search_registry import PRUNERS, SAMPLERS
 
-TASK_NAME = re.compile(r"^[a-z0-9_]+$")
+TASK_NAME = re.compile(r"[a-z0-9_]+")  # matched whole (fullmatch: "$" lets a newline through)
+STORE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "oracle")  # SQLAlchemy's, + drivers
+TRACKING_SCHEMES = ("http", "https", "file", "databricks", *STORE_SCHEMES)
 TaskTypeName = Literal[tuple(t.value for t in TaskType)]  # type: ignore[valid-type]
 METRICS = {t.value: allowed_metrics(t) for t in TaskType}  # mtl_core.tasks
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    model_config = ConfigDict(extra="forbid", frozen=False, allow_inf_nan=False)
 
 
 class SplitFractions(Strict):
@@ -294,7 +297,7 @@ def _expand_uri(template: str) -> str:
 
 class StudySpec(Strict):
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    seed: int = 0
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0  # what numpy and scikit-learn take
     workdir: str = ".sweeps"
     tracking_uri: str | None = None
     storage: str | None = None
@@ -310,7 +313,7 @@ class StudySpec(Strict):
 
     @field_validator("tracking_uri", "storage")
     @classmethod
-    def _expand_environment(cls, value: str | None) -> str | None:
+    def _expand_environment(cls, value: str | None, info: ValidationInfo) -> str | None:
         """``${VAR}`` in a store URI comes from the environment (keeps passwords out of files).
         A value that lands in the URI's user or password is percent-encoded where a URL could
         not carry it (``@ / ? #``, spaces, a ``%`` not already an escape), so a password
@@ -318,7 +321,17 @@ class StudySpec(Strict):
         if value is None:
             return None
         expanded = _expand_uri(value)
-        scheme = expanded.split("://", 1)[0].lower() if "://" in expanded else ""
+        if "://" not in expanded:
+            raise ValueError(
+                "not a URI: write scheme://..., e.g. postgresql://user@host:5432/db,"
+                " sqlite:///path.db or http://host:5000"
+            )
+        scheme = expanded.split("://", 1)[0].lower()
+        allowed = TRACKING_SCHEMES if info.field_name == "tracking_uri" else STORE_SCHEMES
+        if scheme.split("+", 1)[0] not in allowed:
+            raise ValueError(
+                f"scheme {scheme!r} is not supported here; use one of {', '.join(allowed)}"
+            )
         if scheme and not scheme.startswith(("http", "file", "databricks")):
             # a database URL: read it as SQLAlchemy will, now, not after a store was made
             from sqlalchemy.engine.url import make_url  # only for database URLs (0.25 s)
@@ -327,17 +340,29 @@ class StudySpec(Strict):
                 make_url(expanded).port  # noqa: B018 - reading the port checks it
             except Exception:  # noqa: BLE001 - its text may hold a piece of the password
                 raise ValueError(
-                    "is not a database URL that can be read (scheme://user:password@host:port/"
+                    "not a database URL that can be read (scheme://user:password@host:port/"
                     "name; a user or password holding @ / : must be percent-encoded, e.g."
                     " urllib.parse.quote(password, safe=''), or given as ${VAR})"
                 ) from None
         return expanded
 
+    @field_validator("name")
+    @classmethod
+    def _study_name(cls, name: str) -> str:
+        """The name is an Optuna study, an MLflow experiment and a tag value in filters."""
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise ValueError("holds a control character (a newline, a tab); use printable text")
+        if name != name.strip():
+            raise ValueError(f"{name!r} starts or ends with a space")
+        if "'" in name and '"' in name:
+            raise ValueError("holds both ' and \"; MLflow's run filters can quote one, not both")
+        return name
+
     @field_validator("tasks", mode="before")
     @classmethod
     def _task_names(cls, tasks: Any) -> Any:
         for name in tasks if isinstance(tasks, dict) else ():
-            if not TASK_NAME.match(str(name)):
+            if not TASK_NAME.fullmatch(str(name)):
                 raise ValueError(f"task name {name!r} must match [a-z0-9_]+")
         return tasks
 

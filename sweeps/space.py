@@ -13,6 +13,7 @@ which tasks train together; every candidate subset is one categorical choice, wr
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, get_args, get_origin
 
@@ -100,6 +101,24 @@ def setting(key: str) -> tuple[str, type[BaseModel], str] | None:
         weight = create_model("Weight", **{parts[2]: (float, 1.0)})  # type: ignore[call-overload]
         return "training.weights", weight, parts[2]
     return None
+
+
+MAX_SUBSETS = 10_000
+
+
+def subset_count(spec: StudySpec) -> int:
+    """How many combinations ``task_subsets`` would list, counted without listing them."""
+    entry = spec.search.space.get("tasks")
+    if not isinstance(entry, SubsetsParam):
+        return len(task_subsets(spec))
+    rule = entry.subsets
+    pool = len([n for n in spec.task_names if n not in rule.exclude])
+    free = pool - len(set(rule.include))
+    top = min(rule.max_size or pool, pool)
+    return sum(
+        math.comb(free, size - len(set(rule.include)))
+        for size in range(max(rule.min_size, len(set(rule.include))), top + 1)
+    )
 
 
 def task_subsets(spec: StudySpec) -> list[tuple[str, ...]]:
@@ -269,6 +288,9 @@ def _check_tasks(spec: StudySpec, entry: Any) -> list[str]:
                 out.append(
                     f"unknown task(s) {', '.join(map(str, unknown))}; tasks are {', '.join(sorted(names))}"
                 )
+            elif len(set(choice)) < len(choice):
+                twice = sorted({t for t in choice if choice.count(t) > 1})
+                out.append(f"{choice!r} names {', '.join(twice)} twice; a task set names each once")
         return out
     rule = entry.subsets
     unknown = [t for t in rule.include + rule.exclude if t not in names]
@@ -280,7 +302,13 @@ def _check_tasks(spec: StudySpec, entry: Any) -> list[str]:
         return [f"max_size ({rule.max_size}) is below min_size ({rule.min_size})"]
     if set(rule.include) & set(rule.exclude):
         return ["a task cannot be both included and excluded"]
-    if not task_subsets(spec):
+    count = subset_count(spec)
+    if count > MAX_SUBSETS:
+        return [
+            f"{count:,} task combinations; at most {MAX_SUBSETS:,} (each is one categorical"
+            " choice): narrow them with max_size, include or exclude"
+        ]
+    if not count:
         return [
             f"no combination of the {len(names)} tasks satisfies min_size/max_size/include/exclude"
         ]

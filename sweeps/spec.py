@@ -81,6 +81,7 @@ def load_spec(path: str | Path) -> StudySpec:
         raise StudyError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise StudyError(f"{path}: the study file must be a mapping of keys (name, tasks, ...)")
+    _check_yaml(path, root)
     try:
         spec = StudySpec.model_validate(raw)
     except ValidationError as exc:
@@ -90,6 +91,47 @@ def load_spec(path: str | Path) -> StudySpec:
     if problems:
         raise StudyError(problems)
     return spec
+
+
+MAX_YAML_VALUES = 100_000  # a study file is a few hundred; aliases can make it billions
+
+
+def _check_yaml(path: Path, root: yaml.Node | None) -> None:
+    """What YAML allows and a study file must not do: a key given twice in one mapping (the
+    second silently replaced the first: two ``training:`` blocks) and aliases that expand to
+    more values than any study holds (a 1.4 KB alias bomb ran error reporting out of memory).
+    Both are read off the composed nodes, each node once."""
+    problems: list[str] = []
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        sizes[id(node)] = 1  # a node that refers to itself counts once
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    if key.value in seen and len(problems) < 5:
+                        problems.append(
+                            f"{path}:{key.start_mark.line + 1}: duplicate key {key.value[:80]!r}"
+                            f" (first at line {seen[key.value]}); a key may appear once"
+                        )
+                    seen.setdefault(key.value, key.start_mark.line + 1)
+                total += size(key) + size(value)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item) for item in node.value)
+        sizes[id(node)] = min(total, 10 * MAX_YAML_VALUES)
+        return sizes[id(node)]
+
+    if root is not None and size(root) > MAX_YAML_VALUES:
+        problems.append(
+            f"{path}: expands to more than {MAX_YAML_VALUES:,} values through YAML aliases;"
+            " a study file is far smaller (write the values out, or use fewer aliases)"
+        )
+    if problems:
+        raise StudyError(problems)
 
 
 def check_spec(spec: StudySpec) -> list[tuple[tuple, str]]:
@@ -134,8 +176,23 @@ def check_spec(spec: StudySpec) -> list[tuple[tuple, str]]:
         problems.append(
             (("search", "objective"), "search.objective: `per_task` needs at least two tasks")
         )
+    workdir = spec.workdir_path
+    if workdir.exists() and not workdir.is_dir():
+        problems.append((("workdir",), f"workdir: {workdir} is a file, not a folder"))
+    elif not workdir.exists() and _nearest_folder(workdir) is None:
+        problems.append(
+            (("workdir",), f"workdir: {workdir} cannot be made (a file is in its path)")
+        )
     problems += check_space(spec)
     return problems
+
+
+def _nearest_folder(path: Path) -> Path | None:
+    """The deepest existing folder above ``path``, or None if a file stands in the way."""
+    for parent in path.parents:
+        if parent.exists():
+            return parent if parent.is_dir() else None
+    return None
 
 
 def _describe(path: Path, root: yaml.Node | None, err: dict[str, Any]) -> str:

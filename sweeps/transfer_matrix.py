@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
+from rich.text import Text
 
 from sweeps import record
 
@@ -104,7 +105,8 @@ def print_matrix(matrix: PairMatrix, console: Console, title: str) -> None:
             else:
                 style = "red" if value < 0 else "green"
                 n = matrix.count(i, j)
-                cells.append(f"[{style}]{value:+.2f}[/{style}]" + (f" (n={n})" if n > 1 else ""))
+                count = f" (n={n})" if n > 1 else ""
+                cells.append(Text.assemble((f"{value:+.2f}", style), count))
         table.add_row(i, *cells)
     console.print(table)
 

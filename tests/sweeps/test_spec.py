@@ -118,6 +118,38 @@ CASES = {
         _DELETE,
         ["tasks.imdb", "columns"],
     ),
+    # issue 19's user errors: each exited 1, or passed validate and failed every trial
+    "negative seed": (["seed"], -1, ["seed", "greater than or equal to 0"]),
+    "seed past 2**32": (["seed"], 2**32, ["seed", "less than or equal to 4294967295"]),
+    "infinite weight decay": (
+        ["training", "weight_decay"],
+        float("inf"),
+        ["training.weight_decay", "finite"],
+    ),
+    "task name with a trailing newline": (
+        ["tasks", "imdb\n"],
+        {"path": "x.txt"},
+        ["'imdb\\n'", "[a-z0-9_]+"],
+    ),
+    "a task twice in a task set": (
+        ["search", "space"],
+        {"tasks": {"choices": [["imdb", "imdb"]]}},
+        ["search.space.tasks", "names imdb twice"],
+    ),
+    "workdir that is a file": (["workdir"], "study.yaml", ["workdir", "is a file, not a folder"]),
+    "storage that is no URI": (["storage"], "postgresql//db", ["storage", "not a URI"]),
+    "tracking scheme nobody serves": (
+        ["tracking_uri"],
+        "ftp://host/x",
+        ["tracking_uri", "'ftp' is not supported", "postgresql"],
+    ),
+    "unreadable database URL": (
+        ["storage"],
+        "postgresql://u@db:port/x",
+        ["storage", "not a database URL that can be read"],
+    ),
+    "name with a newline": (["name"], "a\nb", ["name", "control character"]),
+    "name with both quotes": (["name"], 'it\'s "x"', ["name", "both ' and"]),
 }
 
 
@@ -135,6 +167,55 @@ def test_validate_refuses(tmp_path, case):
     dotted, value, needles = CASES[case]
     write_study(tmp_path, _set(small_study(), dotted, value))
     assert_refused(cli("validate", "study.yaml", cwd=tmp_path), needles, tmp_path)  # a real process
+
+
+def test_duplicate_keys_and_alias_bombs_are_refused(tmp_path):
+    path = write_study(tmp_path, small_study())
+    text = path.read_text()
+    path.write_text(text + "training:\n  epochs: 3\n")  # a second training block
+    result = cli("validate", str(path), cwd=tmp_path)
+    assert_refused(result, ["duplicate key 'training'", "first at line"], tmp_path)
+    bomb = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    bomb += [f"{b}: &{b} [*{a}, *{a}, *{a}, *{a}, *{a}, *{a}, *{a}, *{a}, *{a}, *{a}]"
+             for a, b in zip("abcdefgh", "bcdefghi", strict=True)]  # fmt: skip
+    path.write_text(text + "\n".join(bomb) + "\n")  # 10**9 values from 1 KB
+    assert len(path.read_bytes()) - len(text) < 1500
+    result = cli("validate", str(path), cwd=tmp_path)
+    assert_refused(result, ["more than 100,000 values through YAML aliases"], tmp_path)
+    assert len(result.stderr) < 1000
+
+
+def test_subsets_of_many_tasks_are_counted_not_listed(tmp_path):
+    study = small_study("many")
+    task = study["tasks"]["imdb"]
+    study["tasks"] = {f"t{i:02d}": dict(task) for i in range(24)}
+    study["search"]["space"] = {"tasks": {"subsets": {"min_size": 2}}}
+    result = cli("validate", str(write_study(tmp_path, study)), cwd=tmp_path)
+    assert_refused(result, ["search.space.tasks", "16,777,191 task combinations"], tmp_path)
+    study["search"]["space"] = {"tasks": {"subsets": {"min_size": 2, "max_size": 2}}}
+    result = cli("validate", str(write_study(tmp_path, study)), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr  # 276 pairs: fine
+
+
+def test_a_name_with_markup_and_an_apostrophe_runs_and_shows(tmp_path):
+    name = "it's [/x] [bold]"
+    study = small_study(name, training={"epochs": 1}, search={"n_trials": 1})
+    study["tasks"].pop("amazon")
+    path = write_study(tmp_path, study)
+    checked = cli("validate", str(path), cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert f"study {name}: valid" in checked.stdout  # printed as written, not as markup
+    for _ in range(2):  # a second run finds the study run again instead of failing
+        ran = cli("run", str(path), "--quiet", cwd=tmp_path)
+        assert ran.returncode == 0, ran.stderr
+    status = cli("status", str(path), cwd=tmp_path)
+    assert status.returncode == 0 and name in status.stdout, status.stderr
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / '.sweeps' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(name).experiment_id
+    study_runs = client.search_runs([experiment], "tags.`mtl.kind` = 'study'")
+    assert [r.info.status for r in study_runs] == ["FINISHED"]
 
 
 def test_yaml_syntax_error_names_file_and_line(tmp_path):
