@@ -27,6 +27,7 @@ from mtl_core.data.builtin import ARRAY_SOURCES
 from mtl_core.data.features import TextFeatures
 from mtl_core.registry import READERS, method_params
 from mtl_core.tasks import TaskType, allowed_metrics
+from sweeps import record
 from sweeps.search_registry import PRUNERS, SAMPLERS
 
 TASK_NAME = re.compile(r"[a-z0-9_]+")  # matched whole (fullmatch: "$" lets a newline through)
@@ -364,6 +365,15 @@ class StudySpec(Strict):
         for name in tasks if isinstance(tasks, dict) else ():
             if not TASK_NAME.fullmatch(str(name)):
                 raise ValueError(f"task name {name!r} must match [a-z0-9_]+")
+        names = set(map(str, tasks)) if isinstance(tasks, dict) else set()
+        for name in sorted(names):
+            for suffix in (record.STD, record.CI95, record.SIGNIFICANT):
+                if name.endswith(suffix) and name.removesuffix(suffix) in names:
+                    other = name.removesuffix(suffix)
+                    raise ValueError(
+                        f"task names {other!r} and {name!r} collide: over seeds, {other}'s"
+                        f" metrics end in {suffix} (delta/{other}{suffix} would be both); rename one"
+                    )
         return tasks
 
     @property

@@ -149,6 +149,11 @@ CASES = {
         ["storage", "not a database URL that can be read"],
     ),
     "name with a newline": (["name"], "a\nb", ["name", "control character"]),
+    "task names one suffix apart": (
+        ["tasks", "imdb_std"],
+        {"path": "x.txt"},
+        ["'imdb' and 'imdb_std' collide", "delta/imdb_std"],
+    ),
     "name with both quotes": (["name"], 'it\'s "x"', ["name", "both ' and"]),
 }
 
