@@ -53,3 +53,21 @@ def _mask_uri(token: str) -> str:
         start = end
     out.append(token[start:])
     return "".join(out)
+
+
+MESSAGE_LIMIT = 1000  # characters of one message line: a 100 KB cell made a 100 KB error line
+
+
+def clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """Each line of ``text`` at most ``limit`` characters: its start (the field, the file) and
+    its end kept, the middle replaced by how much was cut."""
+    return "\n".join(_clip_line(line, limit) for line in text.split("\n"))
+
+
+def _clip_line(line: str, limit: int) -> str:
+    if len(line) <= limit:
+        return line
+    head = limit * 2 // 3
+    tail = max(0, limit - head - 40)
+    cut = len(line) - head - tail
+    return f"{line[:head]} ... [{cut:,} characters cut] ... {line[len(line) - tail :]}"

@@ -1,4 +1,4 @@
-"""Bad data is refused before any training (issue 6): `sweeps validate` and `sweeps run` exit 2
+"""sweeps.study_data: bad data is refused before any training: `sweeps validate` and `sweeps run` exit 2
 with one message that names the task field, the file, the column and, where one row is at
 fault, the row (rows count from 1, the header line not included). Nothing is written."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.helpers import assert_refused, cli, write_study
@@ -198,3 +199,18 @@ def test_the_good_table_is_valid(tmp_path):
     result = cli("validate", "study.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "x [numeric]" in result.stdout and "colour [categorical]" in result.stdout
+
+
+def test_huge_cells_and_headers_give_bounded_messages(tmp_path):
+    """A 100 KB cell gave a 100 KB error line (and, with the old masking, minutes): every line
+    is at most 1,000 characters, its field and file kept at the start."""
+    rows = [{"x": i, "y": i % 2} for i in range(50)]
+    rows[7]["y"] = "Z" * 100_000
+    pd.DataFrame(rows).to_csv(tmp_path / "cell.csv", index=False)
+    pd.DataFrame([{"x" * 100_000: 1, "y": 0}] * 50).to_csv(tmp_path / "header.csv", index=False)
+    for name in ("cell", "header"):
+        task = {"path": f"{name}.csv", "inputs": ["x"], "target": "y", "type": "binary"}
+        study = {"name": name, "tasks": {"a": task}}
+        result = cli("validate", str(write_study(tmp_path, study, f"{name}.yaml")), cwd=tmp_path)
+        assert_refused(result, [f"tasks.a: {name}.csv: ", "characters cut"], tmp_path)
+        assert max(map(len, result.stderr.splitlines())) <= 1000
