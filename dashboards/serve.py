@@ -64,7 +64,8 @@ def serve_dashboard(
     server = http.server.ThreadingHTTPServer((host, port), http.server.BaseHTTPRequestHandler)
     bound = server.server_port
     names = {host, "localhost", "127.0.0.1"} if host in ("127.0.0.1", "localhost") else {host}
-    server.RequestHandlerClass = _handler(page, {f"{n}:{bound}" for n in names})
+    hosts = {f"{n}:{bound}" for n in names} | (names if bound == 80 else set())
+    server.RequestHandlerClass = _handler(page, hosts)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     print(

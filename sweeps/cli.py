@@ -136,8 +136,9 @@ def _run(spec, path: Path, trials, workers: int, timeout, quiet: bool, worker: b
     from sweeps.progress import reporter_for
     from sweeps.runner import run_study
 
-    helpers = []
-    if workers > 1:
+    helpers: list[subprocess.Popen] = []
+
+    def start_helpers() -> None:
         from sweeps.runner import open_study, open_tracker, study_params
 
         open_study(spec)  # the study and its parent run exist before the helpers join
@@ -147,27 +148,27 @@ def _run(spec, path: Path, trials, workers: int, timeout, quiet: bool, worker: b
         command = [sys.executable, "-m", "sweeps", "worker", str(path), "--quiet"]
         command += ["--trials", str(trials)] if trials else []
         command += ["--timeout", str(timeout)] if timeout else []
-        helpers = [
-            subprocess.Popen(command, env={**env, "MTL_WORKER_INDEX": str(i)})
-            for i in range(1, workers)
-        ]
+        for i in range(1, workers):
+            helpers.append(subprocess.Popen(command, env={**env, "MTL_WORKER_INDEX": str(i)}))
         import torch
 
         torch.set_num_threads(threads)
 
     def wait_for_helpers() -> None:
+        from sweeps.interrupts import stopping
+
+        for proc in helpers:  # a TERM sent to this process alone stops its helpers too
+            if stopping() and proc.poll() is None:
+                proc.terminate()
         for proc in helpers:
             proc.wait()
 
     try:
+        if workers > 1:
+            start_helpers()
         summary = run_study(
             spec, trials, timeout, reporter_for(quiet), worker=worker, wait_for=wait_for_helpers
         )
-    except KeyboardInterrupt:
-        for proc in helpers:  # a TERM sent to this process alone stops its helpers too
-            if proc.poll() is None:
-                proc.terminate()
-        raise
     finally:
         wait_for_helpers()
     if summary.closed:
@@ -506,7 +507,7 @@ def methods() -> None:
             section = registry.setting.split(".")[0]
             own = ", ".join(f"{section}.{p.name} ({p.default:g})" for p in entry.params)
             table.add_row(registry.kind, name, entry.description, registry.setting, own)
-    Console(width=max(140, Console().width), markup=False).print(table)
+    Console(width=max(140, Console().width), markup=False, emoji=False).print(table)
     print(
         "Gradient methods, gradnorm and stch need `training.schedule: joint`; "
         "`training.optimizer_per_task` needs a schedule with one task per step."

@@ -38,6 +38,7 @@ from sweeps.trial import (
     _close,
     _mean_curves,
     _summarise,
+    check_objective,
     fit_seeds,
     record_first_model,
     sequential_offset,
@@ -199,6 +200,7 @@ def confirm_trial(
         seconds = time.perf_counter() - started
         metrics += record.time_metrics(times["train"], times["baseline"], seconds)
         ctx.tracker.log(run_id, metrics=metrics)
+        check_objective(summary, ctx.spec)  # a NaN would be retried for ever
         record_first_model(ctx, run_id, config, results, seeds)
         ctx.tracker.end_run(run_id, "FINISHED", {record.STATE: "COMPLETE"})
     except KeyboardInterrupt:

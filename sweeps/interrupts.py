@@ -12,13 +12,16 @@ within an epoch. Only the main thread receives signals, so elsewhere it does not
 `docker compose stop`, a Kubernetes eviction and `timeout` send, stop the command as Ctrl-C
 does, and lets the clean-up that follows the first signal finish: a second Ctrl-C or SIGTERM
 while the interrupted trial is being recorded is noted, not raised (it used to cut the
-clean-up short, leaving the trial to a later run's "no heartbeat").
+clean-up short, leaving the trial to a later run's "no heartbeat"); a third ends the process
+at once (a store that does not answer would otherwise hold it for ``store_retry_s``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -41,13 +44,27 @@ def raise_pending() -> None:
 
 
 def _on_signal(signum: int, frame) -> None:
+    if _STOPPING:  # already stopping: the clean-up goes on; a third signal ends it at once
+        _STOPPING.append(signum)
+        if len(_STOPPING) == 2:
+            print(
+                "stopping: recording the trial in flight (send it again to stop at once)",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            os._exit(exit_code())
+        return
     if _DEFERRING:
         _PENDING.append(signum)
         return
-    if _STOPPING:
-        return
     _STOPPING.append(signum)
     raise KeyboardInterrupt
+
+
+def stopping() -> bool:
+    """Whether a signal has stopped the command (its clean-up is running)."""
+    return bool(_STOPPING)
 
 
 def stopped_by() -> str:

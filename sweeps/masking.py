@@ -29,22 +29,20 @@ def mask(text: str) -> str:
 
 def _mask_uri(token: str) -> str:
     """A whitespace-free token with each ``scheme://user:password@host`` in it masked."""
-    out, start = [], 0
+    out, start, last_at = [], 0, token.rfind("@")
     while (mark := token.find("://", start)) != -1:
         begin, floor = mark, max(start, mark - _SCHEME_MAX)
         while begin > floor and token[begin - 1] in _SCHEME_CHARS:
             begin -= 1
-        if begin == mark or not token[begin].isalpha():  # no scheme before "://"
+        while begin < mark and not token[begin].isalpha():  # "--postgresql", "3-http"
+            begin += 1
+        if begin == mark:  # no scheme before "://"
             out.append(token[start : mark + 3])
             start = mark + 3
             continue
         rest = mark + 3
-        following = token.find("://", rest)  # the next URI in the token, if any
-        end = len(token) if following == -1 else following
-        floor = max(rest, end - _SCHEME_MAX)
-        while floor < end < len(token) and token[end - 1] in _SCHEME_CHARS:
-            end -= 1  # the next URI starts at its scheme
-        at = token.rfind("@", rest, end)
+        end = _uri_end(token, rest, last_at)
+        at = token.rfind("@", rest, end)  # a password may hold "@", "/", "?": mask past them
         colon = token.find(":", rest, at) if at != -1 else -1
         if colon == -1:
             out.append(token[start:end])
@@ -53,6 +51,22 @@ def _mask_uri(token: str) -> str:
         start = end
     out.append(token[start:])
     return "".join(out)
+
+
+def _uri_end(token: str, rest: int, last_at: int) -> int:
+    """Where the URI whose authority starts at ``rest`` ends: at the next URI's scheme, unless
+    that "://" lies inside this one's password (a ``:`` before it, no ``@`` before it and one
+    after it). Each character is read a bounded number of times."""
+    following = token.find("://", rest)
+    if following != -1 and following < last_at:
+        if token.find(":", rest, following) != -1 and token.find("@", rest, following) == -1:
+            following = token.find("://", token.find("@", following))  # inside the password
+    if following == -1:
+        return len(token)
+    end, floor = following, max(rest, following - _SCHEME_MAX)
+    while floor < end and token[end - 1] in _SCHEME_CHARS:
+        end -= 1  # the next URI starts at its scheme
+    return end
 
 
 MESSAGE_LIMIT = 1000  # characters of one message line: a 100 KB cell made a 100 KB error line

@@ -191,7 +191,8 @@ def _describe_entry(spec: StudySpec, entry) -> str:
 def _console() -> Console:
     """The console of the light commands. Markup is off: names, labels, columns and paths come
     from the user (a study named ``a[/x]b`` crashed `validate`); styles are ``Text`` styles."""
-    return Console(markup=False) if sys.stdout.isatty() else Console(width=200, markup=False)
+    plain = {"markup": False, "emoji": False}
+    return Console(**plain) if sys.stdout.isatty() else Console(width=200, **plain)
 
 
 def print_status(spec: StudySpec, console: Console | None = None) -> None:

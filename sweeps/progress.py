@@ -63,13 +63,14 @@ class LineReporter(Reporter):
 
 class LiveReporter(Reporter):
     def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(stderr=True)
+        # markup off: study names, task settings and failure reasons come from the user
+        self.console = console or Console(stderr=True, markup=False, emoji=False)
         self.progress = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            TextColumn("{task.fields[info]}"),
+            TextColumn("{task.fields[info]}", markup=False),
             console=self.console,
             transient=False,
         )

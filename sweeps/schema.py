@@ -275,14 +275,21 @@ class SearchConfig(Strict):
 
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
-_NOT_IN_USERINFO = re.compile(r"[@/?#\s]|%(?![0-9A-Fa-f]{2})")
 
 
 def _expand_uri(template: str) -> str:
-    """``${VAR}`` and ``$VAR`` from the environment; values in the user-and-password part
-    percent-encoded where they must be (see ``StudySpec._expand_environment``)."""
+    """``${VAR}`` and ``$VAR`` from the environment; a value in the user-and-password part
+    (between ``://`` and the ``@`` that ends the template's authority) is percent-encoded
+    whole, as raw text (``%`` included), so the driver receives it exactly as set."""
     start = template.find("://")
-    userinfo_end = template.find("@", start + 3) if start != -1 else -1
+    userinfo_end = -1
+    if start != -1:
+        authority_end = len(template)
+        for stop in "/?#":
+            found = template.find(stop, start + 3)
+            if found != -1:
+                authority_end = min(authority_end, found)
+        userinfo_end = template.rfind("@", start + 3, authority_end)
     parts, last = [], 0
     for match in _VARIABLE.finditer(template):
         name = match.group(1) or match.group(2)
@@ -290,10 +297,13 @@ def _expand_uri(template: str) -> str:
         if value is None:
             raise ValueError(f"environment variable {name} is not set")
         if start < match.start() < userinfo_end:
-            value = _NOT_IN_USERINFO.sub(lambda m: urllib.parse.quote(m.group(), safe=""), value)
+            value = urllib.parse.quote(value, safe="")
         parts += [template[last : match.start()], value]
         last = match.end()
-    return "".join(parts) + template[last:]
+    expanded = "".join(parts) + template[last:]
+    if "${" in template[last:] or any("${" in p for p in parts[::2]):
+        raise ValueError("holds a ${...} this reads no variable from (only ${NAME} and $NAME)")
+    return expanded
 
 
 class StudySpec(Strict):
@@ -316,12 +326,16 @@ class StudySpec(Strict):
     @classmethod
     def _expand_environment(cls, value: str | None, info: ValidationInfo) -> str | None:
         """``${VAR}`` in a store URI comes from the environment (keeps passwords out of files).
-        A value that lands in the URI's user or password is percent-encoded where a URL could
-        not carry it (``@ / ? #``, spaces, a ``%`` not already an escape), so a password
-        holding them connects instead of being cut apart (and half printed) by the parser."""
+        A value that lands in the URI's user or password is percent-encoded whole, so a password
+        holding ``@ / : ? # %`` connects instead of being cut apart (and half printed) by the
+        parser."""
         if value is None:
             return None
         expanded = _expand_uri(value)
+        if info.field_name == "tracking_uri" and (
+            expanded == "databricks" or expanded.startswith(("file:", "/", "./", "../"))
+        ):
+            return expanded  # MLflow's own forms without "://"
         if "://" not in expanded:
             raise ValueError(
                 "not a URI: write scheme://..., e.g. postgresql://user@host:5432/db,"
@@ -355,6 +369,8 @@ class StudySpec(Strict):
             raise ValueError("holds a control character (a newline, a tab); use printable text")
         if name != name.strip():
             raise ValueError(f"{name!r} starts or ends with a space")
+        if "\\" in name:
+            raise ValueError("holds a backslash, which MLflow's run filters read as an escape")
         if "'" in name and '"' in name:
             raise ValueError("holds both ' and \"; MLflow's run filters can quote one, not both")
         return name

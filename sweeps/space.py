@@ -483,6 +483,8 @@ def _read_column(spec: StudySpec, column: str) -> bool:
 
 
 def _invalid(spec: StudySpec, section: str, name: str, value: Any) -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number"
     if section.startswith("features."):
         model: type[BaseModel] = TextFeatureConfig
         found = spec.features.get(section.removeprefix("features."))

@@ -273,7 +273,7 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
         seconds = time.perf_counter() - started
         metrics += record.time_metrics(times["train"], times["baseline"], seconds)
         ctx.tracker.log(run_id, metrics=metrics)
-        _check_objective(summary, spec)
+        check_objective(summary, spec)
         if keeps_model(ctx, summary.valid_delta_m):
             ctx.reporter.phase("model")
             record_first_model(ctx, run_id, config, results, seeds)
@@ -334,7 +334,7 @@ class UndefinedObjective(Exception):
     a reason that no study counts, and a study of N trials would never end."""
 
 
-def _check_objective(summary: _Summary, spec: StudySpec) -> None:
+def check_objective(summary: _Summary, spec: StudySpec) -> None:
     values = dict(summary.valid_deltas)
     if not spec.search.multi_objective:
         values["Δm"] = summary.valid_delta_m

@@ -12,7 +12,8 @@ import pytest
 
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if _WORKERS > 1:  # before torch is imported, so its thread pool is sized by it
-    _share = str(max(1, (os.cpu_count() or 1) // _WORKERS))
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    _share = str(max(1, (_cores or 1) // _WORKERS))
     os.environ.setdefault("OMP_NUM_THREADS", _share)
     os.environ.setdefault("MKL_NUM_THREADS", _share)
 

@@ -57,12 +57,17 @@ def test_secrets_are_masked_in_every_form_they_take():
         "'sqlite:///a.db' then http://v:***@k:1/,https://x:***@z"
     )
     assert mask("http://mlflow:5000 and file:///tmp/x") == "http://mlflow:5000 and file:///tmp/x"
+    for leaked in ("--postgresql://u:s3cret@h/db", "3-http://u:s3cret@h/", "postgresql://u:a://s3cret@h/db",
+                   "postgresql://u:s3cret?x#y@h/db", "(1.postgresql+psycopg2://u:s3cret@h/db)"):  # fmt: skip
+        assert "s3cret" not in mask(leaked) and "u:***@h" in mask(leaked), leaked
 
 
 def test_masking_is_linear_in_the_text():
     """A pattern over the text was quadratic on long runs of letters (a 10 MB header line never
     finished); the scan reads each character a bounded number of times."""
-    for text in ("a" * 10**7, "a" * 10**7 + "://", "x://" + "a" * 10**7 + "@", "password=" * 10**6):
+    texts = ("a" * 10**7, "a" * 10**7 + "://", "x://" + "a" * 10**7 + "@", "password=" * 10**6,
+             "a://b:" * 10**6, "a://b:" * 10**6 + "@")  # fmt: skip
+    for text in texts:
         assert len(mask(text)) <= len(text)  # returns at all: a quadratic scan would not
 
 

@@ -142,6 +142,39 @@ def test_sigterm_stops_as_ctrl_c_does_and_a_second_signal_does_not_cut_the_clean
     assert cut_run.data.tags["mtl.error"] == "interrupted (SIGTERM)"
 
 
+def test_sigterm_to_a_run_with_workers_stops_its_helpers_too(tmp_path):
+    # `timeout` or a script's `kill PID` reaches the parent alone; its helpers must stop too
+    study = _long_study("term_helpers", training={"epochs": 15}, search={"n_trials": 8})
+    study["search"]["pruner"] = "none"
+    path = write_study(tmp_path, study)
+    tracking = f"sqlite:///{tmp_path / '.sweeps' / 'mlflow.db'}"
+    log = tmp_path / "run.log"
+
+    def helpers() -> list[int]:
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                line = open(f"/proc/{pid}/cmdline", "rb").read().decode()
+            except OSError:
+                continue
+            if "sweeps\x00worker" in line and str(path) in line:
+                found.append(int(pid))
+        return found
+
+    with open(log, "w") as out:
+        proc = _start(path, out, "--workers", "2")
+        _midway(tracking, "term_helpers", log)
+        assert helpers(), "the helper did not start"
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=120)
+        stopped_in = time.monotonic() - sent
+    assert code == 143, log.read_text()
+    assert stopped_in < 10  # not after the helper has finished the study alone
+    assert helpers() == []  # stopped, not left to finish the study on their own
+    assert not [r for r in _runs(tracking, "term_helpers") if r.info.status == "RUNNING"]
+
+
 def test_tracking_server_stopped_mid_study_stops_the_sweep_then_resumes(tmp_path):
     backend = f"sqlite:///{tmp_path / 'server.db'}"
     port = free_port()

@@ -155,6 +155,12 @@ CASES = {
         ["'imdb' and 'imdb_std' collide", "delta/imdb_std"],
     ),
     "name with both quotes": (["name"], 'it\'s "x"', ["name", "both ' and"]),
+    "name ending in a backslash": (["name"], "runs\\", ["name", "backslash"]),
+    "an infinite searched weight": (
+        ["search", "space"],
+        {"training.weights.imdb": {"choices": [1.0, float("inf")]}},
+        ["search.space.training.weights.imdb", "finite"],
+    ),
 }
 
 
@@ -306,13 +312,21 @@ def test_a_password_from_a_variable_is_encoded_and_a_bad_database_url_refused(
     monkeypatch.setenv("MTL_TEST_PW", "pa/ss@w:rd")  # as ${VAR} writes it: unencoded
     study = small_study(storage="postgresql://u:${MTL_TEST_PW}@db:5432/optuna")
     spec = load_spec(write_study(tmp_path, study))
-    assert spec.optuna_storage == "postgresql://u:pa%2Fss%40w:rd@db:5432/optuna"
+    assert spec.optuna_storage == "postgresql://u:pa%2Fss%40w%3Ard@db:5432/optuna"
     from sqlalchemy.engine.url import make_url
 
     assert make_url(spec.optuna_storage).password == "pa/ss@w:rd"  # what the driver is given
-    monkeypatch.setenv("MTL_TEST_PW", "p%40ss")  # already encoded: kept as it is
-    assert load_spec(write_study(tmp_path, study)).optuna_storage.endswith(
-        "u:p%40ss@db:5432/optuna"
+    monkeypatch.setenv("MTL_TEST_PW", "a%41b")  # raw text: the driver gets a%41b, not aAb
+    again = load_spec(write_study(tmp_path, study)).optuna_storage
+    assert make_url(again).password == "a%41b"
+    monkeypatch.setenv("MTL_TEST_PW", "${OTHER:-x}")  # a form no shell variable reads
+    shell = small_study(storage="postgresql://u:${MTL_TEST_PW:-x}@db:5432/optuna")
+    result = cli("validate", str(write_study(tmp_path, shell)), cwd=tmp_path)
+    assert result.returncode == 2 and "storage" in result.stderr and "${NAME}" in result.stderr
+    folder = small_study(storage="sqlite:///${MTL_TEST_DIR}/run@2.db")  # "@" in a path
+    monkeypatch.setenv("MTL_TEST_DIR", str(tmp_path))
+    assert load_spec(write_study(tmp_path, folder)).optuna_storage == (
+        f"sqlite:///{tmp_path}/run@2.db"
     )
     written = small_study(storage="postgresql://u:pa/ss@w:rd@db:5432/optuna")  # in the file
     result = cli("validate", str(write_study(tmp_path, written)), cwd=tmp_path)
