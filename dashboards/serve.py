@@ -32,9 +32,9 @@ def _handler(page: Path, allowed_hosts: set[str]) -> type[http.server.BaseHTTPRe
 
         def _answer(self, body: bool) -> None:
             if self.headers.get("Host", "").lower() not in allowed_hosts:
-                return self._refuse(421, "this server answers only to its own address")
+                return self.send_error(421, "this server answers only to its own address")
             if self.path.split("?", 1)[0] not in PAGE_PATHS:
-                return self._refuse(404, "only the dashboard is served here")
+                return self.send_error(404, "only the dashboard is served here")
             content = page.read_bytes()
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -45,9 +45,6 @@ def _handler(page: Path, allowed_hosts: set[str]) -> type[http.server.BaseHTTPRe
             self.end_headers()
             if body:
                 self.wfile.write(content)
-
-        def _refuse(self, code: int, why: str) -> None:
-            self.send_error(code, why)
 
         def log_message(self, format: str, *args) -> None:  # no line per request
             pass

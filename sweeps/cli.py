@@ -22,9 +22,9 @@ StudyPath = Annotated[Path, typer.Argument(help="the study file (study.yaml)", s
 
 
 def _err(text: str) -> None:
-    from sweeps.masking import clip, mask
+    from sweeps.masking import shown
 
-    print(clip(mask(text)), file=sys.stderr, flush=True)
+    print(shown(text), file=sys.stderr, flush=True)
 
 
 def _guard(body: Callable[[], int | None]) -> None:

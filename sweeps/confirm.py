@@ -26,7 +26,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweeps import record
 from sweeps.interrupts import raise_pending, stopped_by
-from sweeps.masking import clip, mask
+from sweeps.masking import mask, shown
 from sweeps.optuna_storage import make_storage
 from sweeps.schema import StudySpec
 from sweeps.space import config_from_params
@@ -209,7 +209,7 @@ def confirm_trial(
         _close(ctx, run_id, started, times, "KILLED", "FAIL", f"interrupted ({stopped_by()})")
         raise
     except Exception as exc:
-        reason = clip(mask(f"{type(exc).__name__}: {exc}"))
+        reason = shown(f"{type(exc).__name__}: {exc}")
         trial.set_user_attr("reason", reason)
         if isinstance(exc, TrackingUnavailable):  # the store failed, not the model: redo it
             trial.set_user_attr("not_counted", True)

@@ -72,6 +72,11 @@ def _uri_end(token: str, rest: int, last_at: int) -> int:
 MESSAGE_LIMIT = 1000  # characters of one message line: a 100 KB cell made a 100 KB error line
 
 
+def shown(text: str) -> str:
+    """What may be printed or stored as a reason: passwords masked, each line bounded."""
+    return clip(mask(text))
+
+
 def clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
     """Each line of ``text`` at most ``limit`` characters: its start (the field, the file) and
     its end kept, the middle replaced by how much was cut."""

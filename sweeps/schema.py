@@ -281,6 +281,8 @@ def _expand_uri(template: str) -> str:
     """``${VAR}`` and ``$VAR`` from the environment; a value in the user-and-password part
     (between ``://`` and the ``@`` that ends the template's authority) is percent-encoded
     whole, as raw text (``%`` included), so the driver receives it exactly as set."""
+    if "${" in _VARIABLE.sub("", template):
+        raise ValueError("holds a ${...} this reads no variable from (only ${NAME} and $NAME)")
     start = template.find("://")
     userinfo_end = -1
     if start != -1:
@@ -300,10 +302,7 @@ def _expand_uri(template: str) -> str:
             value = urllib.parse.quote(value, safe="")
         parts += [template[last : match.start()], value]
         last = match.end()
-    expanded = "".join(parts) + template[last:]
-    if "${" in template[last:] or any("${" in p for p in parts[::2]):
-        raise ValueError("holds a ${...} this reads no variable from (only ${NAME} and $NAME)")
-    return expanded
+    return "".join(parts) + template[last:]
 
 
 class StudySpec(Strict):
@@ -342,12 +341,13 @@ class StudySpec(Strict):
                 " sqlite:///path.db or http://host:5000"
             )
         scheme = expanded.split("://", 1)[0].lower()
+        family = scheme.split("+", 1)[0]  # postgresql+psycopg: postgresql
         allowed = TRACKING_SCHEMES if info.field_name == "tracking_uri" else STORE_SCHEMES
-        if scheme.split("+", 1)[0] not in allowed:
+        if family not in allowed:
             raise ValueError(
                 f"scheme {scheme!r} is not supported here; use one of {', '.join(allowed)}"
             )
-        if scheme and not scheme.startswith(("http", "file", "databricks")):
+        if family in STORE_SCHEMES:
             # a database URL: read it as SQLAlchemy will, now, not after a store was made
             from sqlalchemy.engine.url import make_url  # only for database URLs (0.25 s)
 

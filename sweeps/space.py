@@ -113,11 +113,10 @@ def subset_count(spec: StudySpec) -> int:
         return len(task_subsets(spec))
     rule = entry.subsets
     pool = len([n for n in spec.task_names if n not in rule.exclude])
-    free = pool - len(set(rule.include))
+    fixed = len(set(rule.include))  # in every subset; the rest choose among pool - fixed
     top = min(rule.max_size or pool, pool)
     return sum(
-        math.comb(free, size - len(set(rule.include)))
-        for size in range(max(rule.min_size, len(set(rule.include))), top + 1)
+        math.comb(pool - fixed, size - fixed) for size in range(max(rule.min_size, fixed), top + 1)
     )
 
 

@@ -35,7 +35,7 @@ from mtl_core.train import Callback, EpochLog, FitResult, TrainingDiverged, fit
 from sweeps import record
 from sweeps.baselines import Baseline, Baselines
 from sweeps.interrupts import stopped_by
-from sweeps.masking import clip, mask
+from sweeps.masking import mask, shown
 from sweeps.models import record_model
 from sweeps.progress import Reporter
 from sweeps.schema import StudySpec
@@ -229,7 +229,7 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
         raise
     except Exception as exc:  # every failure carries its reason: it counts, and status shows it
         if "reason" not in trial.user_attrs:
-            trial.set_user_attr("reason", clip(mask(f"{type(exc).__name__}: {exc}")))
+            trial.set_user_attr("reason", shown(f"{type(exc).__name__}: {exc}"))
         if isinstance(exc, TrackingUnavailable):  # the store failed, not the trial: redo it
             trial.set_user_attr("not_counted", True)
         raise
@@ -307,7 +307,7 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
     except optuna.TrialPruned as exc:
         reason = str(exc) or "pruned"
         _close(ctx, run_id, started, times, "KILLED", "PRUNED", reason)
-        trial.set_user_attr("reason", clip(mask(reason)))
+        trial.set_user_attr("reason", shown(reason))
         ctx.outcomes.append(TrialOutcome(trial.number, "PRUNED", note=reason))
         raise
     except KeyboardInterrupt:
@@ -324,7 +324,7 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
             reason = f"{type(exc).__name__}: {exc}"
             trial.set_user_attr("traceback", mask(traceback.format_exc()[-4000:]))
         _close(ctx, run_id, started, times, "FAILED", "FAIL", reason)
-        trial.set_user_attr("reason", clip(mask(reason)))
+        trial.set_user_attr("reason", shown(reason))
         ctx.outcomes.append(TrialOutcome(trial.number, "FAIL", note=reason))
         raise
 
