@@ -233,7 +233,7 @@ def fig_learning_curves(record: StudyRecord, top: int = 3) -> go.Figure | None:
     """Validation metric per epoch for the best trials by validation Δm, against their
     baselines."""
     # here, not at the top: mlflow loads only when this runs
-    from mlflow.tracking import MlflowClient
+    from sweeps.sqlite_stores import mlflow_client
 
     df = (
         record.complete.dropna(subset=["valid_delta_m"])
@@ -242,7 +242,7 @@ def fig_learning_curves(record: StudyRecord, top: int = 3) -> go.Figure | None:
     )
     if df.empty or not record.tracking_uri:
         return None
-    client = MlflowClient(record.tracking_uri)
+    client = mlflow_client(record.tracking_uri)
     figure = go.Figure()
     palette = ["#1f77b4", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#ff7f0e"]
     shown = 0

@@ -30,9 +30,9 @@ class StudyRecord:
 
 def load_study(tracking_uri: str, experiment_name: str) -> StudyRecord:
     # here, not at the top: mlflow loads only when this runs
-    from mlflow.tracking import MlflowClient
+    from sweeps.sqlite_stores import mlflow_client
 
-    client = MlflowClient(tracking_uri)
+    client = mlflow_client(tracking_uri)
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         return StudyRecord(experiment_name, False, _frame([]), tracking_uri=tracking_uri)

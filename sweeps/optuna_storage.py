@@ -21,6 +21,7 @@ from optuna.storages._heartbeat import BaseHeartbeat
 
 from sweeps.interrupts import atomic
 from sweeps.masking import mask
+from sweeps.sqlite_stores import first_open
 
 if TYPE_CHECKING:
     from sweeps.schema import StudySpec
@@ -123,12 +124,13 @@ def make_storage(spec: StudySpec) -> optuna.storages.RDBStorage:
     if spec.storage is None:
         spec.workdir_path.mkdir(parents=True, exist_ok=True)
     beat = spec.search.heartbeat_s
-    return RetryingRDBStorage(
-        spec.optuna_storage,
-        retry_s=spec.search.store_retry_s,
-        heartbeat_interval=beat,
-        grace_period=2 * beat,
-        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-            max_retry=spec.search.retries
-        ),
-    )
+    with first_open(spec.optuna_storage):  # a fresh SQLite file is created by one process
+        return RetryingRDBStorage(
+            spec.optuna_storage,
+            retry_s=spec.search.store_retry_s,
+            heartbeat_interval=beat,
+            grace_period=2 * beat,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                max_retry=spec.search.retries
+            ),
+        )

@@ -20,6 +20,7 @@ import numpy as np
 from mtl_core.data.readers import DataError, infer_format, read_arrays, read_table
 from sweeps.errors import StudyError
 from sweeps.models import MODEL_PATH, ModelRun, find_model_run, load_model
+from sweeps.sqlite_stores import mlflow_client
 
 OUT_FORMATS = (".csv", ".parquet")
 
@@ -97,10 +98,9 @@ def register(spec: Any, trial: str, name: str) -> tuple[ModelRun, Any]:
             "slashes or line breaks"
         )
     found = find_model_run(spec, trial)
-    from mlflow import MlflowClient  # mlflow stays out of light commands
-    from mlflow.exceptions import MlflowException  # (as above)
+    from mlflow.exceptions import MlflowException  # mlflow stays out of light commands
 
-    client = MlflowClient(spec.tracking, registry_uri=spec.tracking)
+    client = mlflow_client(spec.tracking, registry_uri=spec.tracking)
     try:
         try:
             client.get_registered_model(name)

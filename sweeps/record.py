@@ -228,9 +228,9 @@ def study_search(spec: Any, query: str) -> list:
     store or an experiment (an embedded store is never created by reading)."""
     if spec.embedded and not (spec.workdir_path / "mlflow.db").exists():
         return []
-    from mlflow.tracking import MlflowClient  # mlflow stays out of light commands
+    from sweeps.sqlite_stores import mlflow_client  # (it loads mlflow: light commands skip it)
 
-    client = MlflowClient(spec.tracking)
+    client = mlflow_client(spec.tracking)
     experiment = client.get_experiment_by_name(spec.name)
     return search_all(client, experiment.experiment_id, query) if experiment else []
 

@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 from sweeps import record
 from sweeps.interrupts import atomic
 from sweeps.masking import mask
+from sweeps.sqlite_stores import first_open
 
 if TYPE_CHECKING:
     from sweeps.schema import StudySpec
@@ -138,7 +139,9 @@ class Tracker:
         artifact_root: Path | None = None,
         retry_s: float = 120.0,
     ) -> None:
-        self.client: Any = RetryingClient(MlflowClient(tracking_uri), tracking_uri, retry_s)
+        with first_open(tracking_uri, make_folder=True):  # one process creates a fresh file
+            client = MlflowClient(tracking_uri)  # opens the store: its tables, its migrations
+        self.client: Any = RetryingClient(client, tracking_uri, retry_s)
         self._artifact_warned = False
         self.uri = tracking_uri
         found = self.client.get_experiment_by_name(experiment)

@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 from mtl_core import transfer
 from sweeps.plan import baseline_budget
 from sweeps.spec import StudySpec, load_spec
+from sweeps.sqlite_stores import mlflow_client
 from tests.helpers import cli, small_study, write_study
 
 pytestmark = pytest.mark.slow
@@ -244,7 +245,7 @@ def test_a_confirmation_killed_mid_way_is_resumed(tmp_path):
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                client = MlflowClient(uri)
+                client = mlflow_client(uri)  # waits while the run creates the fresh store
                 experiment = client.get_experiment_by_name("resume")
                 running = experiment and client.search_runs(
                     [experiment.experiment_id],

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import optuna
 import pytest
-from mlflow.tracking import MlflowClient
 
 from sweeps.server import launch_tracking_server, stop_group
+from sweeps.sqlite_stores import mlflow_client
 from tests.helpers import ROOT, cli, free_port, small_study, write_study
 
 
@@ -31,7 +31,7 @@ def _start(path: Path, log, *args: str) -> subprocess.Popen:
 
 
 def _runs(uri: str, name: str, kind: str | None = None):
-    client = MlflowClient(uri)
+    client = mlflow_client(uri)  # waits while the run creates a fresh store, never races it
     exp = client.get_experiment_by_name(name)
     if exp is None:
         return []
@@ -39,9 +39,12 @@ def _runs(uri: str, name: str, kind: str | None = None):
     return client.search_runs([exp.experiment_id], query, max_results=1000)
 
 
-def _wait_for(predicate, what: str, log: Path, timeout: float = 180) -> None:
+def _wait_for(predicate, what: str, log: Path, timeout: float = 180, proc=None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"the command ended (exit {proc.returncode}) before {what}: "
+                        f"{log.read_text()[-3000:]}")  # fmt: skip
         try:
             if predicate():
                 return
@@ -51,14 +54,26 @@ def _wait_for(predicate, what: str, log: Path, timeout: float = 180) -> None:
     pytest.fail(f"{what} did not happen: {log.read_text()[-3000:]}")
 
 
-def _midway(uri: str, name: str, log: Path, timeout: float = 300) -> dict[str, dict]:
-    """Wait until one trial has completed and another runs; the completed runs' metrics."""
+def _midway(
+    uri: str, name: str, log: Path, timeout: float = 300, early_in: str | None = None, proc=None
+) -> dict[str, dict]:
+    """Wait until one trial has completed and another runs; the completed runs' metrics.
+
+    With ``early_in`` (the Optuna storage) the running trial must also have reported its
+    first epochs and no more than ten: a signal sent then lands in its training, not in its
+    last epoch's record or between trials, where no trial is cut (a slow machine's poll
+    used to see a trial late)."""
+
+    def early() -> bool:
+        study = optuna.load_study(study_name=name, storage=early_in)
+        running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        return any(1 <= len(t.intermediate_values) <= 10 for t in running)
 
     def one_done_one_running() -> bool:
         states = [r.data.tags.get("mtl.state") for r in _runs(uri, name, "trial")]
-        return "COMPLETE" in states and "RUNNING" in states
+        return "COMPLETE" in states and "RUNNING" in states and (early_in is None or early())
 
-    _wait_for(one_done_one_running, "a completed and a running trial", log, timeout)
+    _wait_for(one_done_one_running, "a completed and a running trial", log, timeout, proc)
     return {
         r.info.run_id: dict(r.data.metrics)
         for r in _runs(uri, name, "trial")
@@ -75,15 +90,14 @@ def _long_study(name: str, **sections) -> dict:
 def _stopped_midway(folder: Path, name: str, send) -> dict:
     """Start `sweeps run` on a 3-trial study, stop it with ``send(proc)`` once a trial has
     completed and another trains; what a test checks afterwards."""
-    study = _long_study(name, training={"epochs": 15}, search={"n_trials": 3, "pruner": "none"})
+    study = _long_study(name, training={"epochs": 30}, search={"n_trials": 3, "pruner": "none"})
     path = write_study(folder, study)
     tracking = f"sqlite:///{folder / '.sweeps' / 'mlflow.db'}"
     storage = f"sqlite:///{folder / '.sweeps' / 'optuna.db'}"
     log = folder / "run.log"
     with open(log, "w") as out:
         proc = _start(path, out)
-        done = _midway(tracking, name, log)
-        time.sleep(0.5)
+        done = _midway(tracking, name, log, early_in=storage, proc=proc)
         sent = time.monotonic()
         send(proc)
         code = proc.wait(timeout=30)
@@ -163,7 +177,7 @@ def test_sigterm_to_a_run_with_workers_stops_its_helpers_too(tmp_path):
 
     with open(log, "w") as out:
         proc = _start(path, out, "--workers", "2")
-        _midway(tracking, "term_helpers", log)
+        _midway(tracking, "term_helpers", log, proc=proc)
         assert helpers(), "the helper did not start"
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
@@ -192,7 +206,7 @@ def test_tracking_server_stopped_mid_study_stops_the_sweep_then_resumes(tmp_path
         with open(log, "w") as out:
             proc = _start(path, out)
 
-            done = _midway(url, "server_down", log, 300)
+            done = _midway(url, "server_down", log, 300, proc=proc)
             stop_group(server)
             stopped = time.monotonic()
             code = proc.wait(timeout=120)
@@ -248,7 +262,7 @@ def test_workers_ride_out_a_postgresql_restart(tmp_path, private_postgres):
                 start_new_session=True,
             )
 
-            done = _midway(url, "pg_restart", log, 300)
+            done = _midway(url, "pg_restart", log, 300, proc=worker)
             private_postgres.restart()
             code = worker.wait(timeout=600)
         assert code == 0, log.read_text()[-3000:]
