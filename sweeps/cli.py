@@ -58,11 +58,17 @@ def _guard(body: Callable[[], int | None]) -> None:
     raise typer.Exit(code)
 
 
-def _load(path: Path, with_data: bool = True):
-    from sweeps.spec import load_spec
+def _load(path: Path, with_data: bool = True, writes: bool = False):
+    """The study and its data, checked; ``writes``: for the commands that write (and
+    `validate`, which answers for them), the workdir must be writable too."""
+    from sweeps.errors import StudyError
+    from sweeps.spec import check_writable, load_spec
     from sweeps.study_data import load_study_data
 
     spec = load_spec(path)
+    problems = check_writable(spec) if writes else []
+    if problems:
+        raise StudyError(problems)
     data = load_study_data(spec) if with_data else None
     return spec, data
 
@@ -74,7 +80,7 @@ def validate(study: StudyPath) -> None:
     def body() -> int:
         from sweeps.plan import print_plan
 
-        spec, data = _load(study)
+        spec, data = _load(study, writes=True)
         print_plan(spec, data)
         return 0
 
@@ -101,7 +107,7 @@ def run(
         from sweeps.interrupts import stop_on_signals
 
         with stop_on_signals():  # SIGTERM as Ctrl-C
-            spec, _ = _load(study)  # everything is checked before anything is written
+            spec, _ = _load(study, writes=True)  # all is checked before anything is written
             return _run(spec, study, trials, workers, timeout, quiet, worker=False)
 
     _guard(body)
@@ -124,7 +130,7 @@ def worker(
         from sweeps.interrupts import stop_on_signals
 
         with stop_on_signals():  # SIGTERM as Ctrl-C
-            spec, _ = _load(study)
+            spec, _ = _load(study, writes=True)
             return _run(spec, study, trials, 1, timeout, quiet, worker=True)
 
     _guard(body)

@@ -36,9 +36,11 @@ from sweeps.baselines import Baselines
 from sweeps.confirm import confirm_name, run_confirm
 from sweeps.errors import StudyError
 from sweeps.interrupts import raise_pending
+from sweeps.masking import mask
 from sweeps.optuna_storage import disconnected, make_storage
 from sweeps.progress import Reporter
 from sweeps.report import write_report
+from sweeps.resume_checks import PARENT_RUN, check_resumable
 from sweeps.schema import StudySpec
 from sweeps.search_registry import PRUNERS, SAMPLERS
 from sweeps.space import grid_size
@@ -113,22 +115,27 @@ def _open_study(spec: StudySpec, worker: bool) -> optuna.Study:
     storage = make_storage(spec)
     try:
         existing = optuna.load_study(study_name=spec.name, storage=storage).trials
-        offset = len(existing)
+        offset, joined = len(existing), True
     except KeyError:
-        offset = 0
+        offset, joined = 0, False
     directions = ["maximize"] * (len(spec.tasks) if spec.search.multi_objective else 1)
     study = optuna.create_study(
         study_name=spec.name,
         storage=storage,
         load_if_exists=True,
         directions=directions,
-        sampler=make_sampler(spec, offset, worker),
+        # a `sweeps run` that finds the study there draws as a worker does, with a seed of
+        # its process: two runs started on one study (or one that lost the race to create
+        # it) drew the same parameters for their first trials; the run that creates a study
+        # keeps the study's seed, so a study run from scratch is reproducible
+        sampler=make_sampler(spec, offset, worker or joined),
         pruner=make_pruner(spec),
     )
     if len(study.directions) != len(directions):
         had = "per_task" if len(study.directions) > 1 else "delta_m"
+        where = mask(spec.storage) if spec.storage else "the workdir"
         raise StudyError(
-            f"search.objective: study {spec.name!r} already exists in {spec.storage or 'the workdir'}"
+            f"search.objective: study {spec.name!r} already exists in {where}"
             f" with objective {had!r}; give the study a new name to change the objective"
         )
     return study
@@ -269,8 +276,9 @@ def run_study(
     data = load_study_data(spec)
     study = open_study(spec, worker)
     tracker = open_tracker(spec)
+    check_resumable(spec, study, tracker, data.fingerprints)  # same data, trials not lost
     parent = tracker.study_run(spec.name, study_params(spec))
-    study.set_user_attr("mlflow_parent_run_id", parent)
+    study.set_user_attr(PARENT_RUN, parent)
     janitor = Janitor(spec, study, tracker)
     janitor.fail_stale()
     janitor.close_dead_runs()

@@ -418,11 +418,26 @@ class StudySpec(Strict):
 
     @property
     def tracking(self) -> str:
-        return self.tracking_uri or f"sqlite:///{self.workdir_path / 'mlflow.db'}"
+        if self.tracking_uri:
+            return self._anchored(self.tracking_uri)
+        return f"sqlite:///{self.workdir_path / 'mlflow.db'}"
 
     @property
     def optuna_storage(self) -> str:
-        return self.storage or f"sqlite:///{self.workdir_path / 'optuna.db'}"
+        if self.storage:
+            return self._anchored(self.storage)
+        return f"sqlite:///{self.workdir_path / 'optuna.db'}"
+
+    def _anchored(self, uri: str) -> str:
+        """A ``sqlite:///relative.db`` URI with its file beside the study file, as every other
+        path in it is (SQLite alone would open it in whatever folder the command ran in)."""
+        if not uri.lower().startswith("sqlite:///") or uri.lower().startswith("sqlite:////"):
+            return uri
+        rest = uri[len("sqlite:///") :]
+        file, sep, query = rest.partition("?")
+        if not file or file == ":memory:" or file.startswith("file:"):
+            return uri
+        return f"sqlite:///{self.resolve(file)}{sep}{query}"
 
     @property
     def embedded(self) -> bool:

@@ -7,6 +7,7 @@ allowed. It reads no data file; ``sweeps.study_data`` does that.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -36,6 +37,7 @@ from sweeps.schema import (
     TrainingConfig,
 )
 from sweeps.space import check_space
+from sweeps.sqlite_stores import sqlite_file
 
 __all__ = [
     "TASK_NAME",
@@ -183,8 +185,35 @@ def check_spec(spec: StudySpec) -> list[tuple[tuple, str]]:
         problems.append(
             (("workdir",), f"workdir: {workdir} cannot be made (a file is in its path)")
         )
+    for field, uri in (("storage", spec.storage), ("tracking_uri", spec.tracking_uri)):
+        file = sqlite_file(spec.optuna_storage if field == "storage" else spec.tracking)
+        if uri and file is not None and not file.parent.is_dir():
+            problems.append(
+                (
+                    (field,),
+                    f"{field}: the folder of the SQLite file {file} does not exist; make it, "
+                    "or name a file in an existing folder (a relative path is read from the "
+                    "study file's folder)",
+                )
+            )
     problems += check_space(spec)
     return problems
+
+
+def check_writable(spec: StudySpec) -> list[str]:
+    """What `run` and `worker` (and `validate`, which answers for them) need before anything
+    is written: a workdir, or the folder it would be made in, that this user can write."""
+    workdir = spec.workdir_path
+    folder = workdir if workdir.is_dir() else _nearest_folder(workdir)
+    where = f"{spec.source}: " if spec.source else ""
+    if folder is not None and not os.access(folder, os.W_OK):
+        whose = "it" if folder == workdir else f"the folder it would be made in, {folder},"
+        return [
+            f"{where}workdir: {workdir} cannot be written ({whose} is read-only for this "
+            "user); the study's stores, artifacts and report go there: set `workdir` to a "
+            "writable folder"
+        ]
+    return []
 
 
 def _nearest_folder(path: Path) -> Path | None:

@@ -99,7 +99,18 @@ def read_table(
             )
         frame.columns = list(columns)
     frame.columns = [str(c) for c in frame.columns]
+    _refuse_duplicates(path, list(frame.columns))
     return frame
+
+
+def _refuse_duplicates(path: Path, names: list[str]) -> None:
+    """Two columns of one name: which one a task reads would be a guess (pandas renames the
+    second of a CSV header to ``name.1``; a study reading ``name`` got the first silently)."""
+    seen: set[str] = set()
+    twice = [n for n in names if n in seen or seen.add(n)]
+    if twice:
+        shown = ", ".join(repr(n[:80]) for n in dict.fromkeys(twice))
+        raise DataError(f"{path}: column names given more than once: {shown}; rename them")
 
 
 def read_csv(path: Path, *, header: bool, skip_rows: int, missing: list[str] | None):
@@ -111,6 +122,12 @@ def read_tsv(path: Path, *, header: bool, skip_rows: int, missing: list[str] | N
 
 
 def _read_text(path, sep, quoting, header, skip_rows, missing) -> pd.DataFrame:
+    if header:  # the header as written: pandas renames a repeated name before we see it
+        first = pd.read_csv(
+            path, sep=sep, header=None, nrows=1, quoting=quoting, dtype=str,
+            skipinitialspace=sep == ",", skiprows=skip_rows or None, keep_default_na=False,
+        )  # fmt: skip
+        _refuse_duplicates(path, [str(c) for c in first.iloc[0]] if len(first) else [])
     return pd.read_csv(
         path,
         sep=sep,

@@ -47,6 +47,21 @@ def test_reader_errors_name_the_file(tmp_path):
         read_table(tmp_path / "two.txt", header=False, columns=["x", "y", "z"])
 
 
+def test_a_column_name_given_twice_is_refused_not_renamed(tmp_path):
+    # pandas read the second `label` as `label.1`: a task reading `label` got the first silently
+    (tmp_path / "twice.csv").write_text("text,label,label\ngood,1,0\nbad,0,1\n")
+    with pytest.raises(DataError, match="twice.csv: column names given more than once: 'label'"):
+        read_table(tmp_path / "twice.csv")
+    (tmp_path / "twice.tsv").write_text("a\tb\ta\n1\t2\t3\n")
+    with pytest.raises(DataError, match="more than once: 'a'"):
+        read_table(tmp_path / "twice.tsv")
+    (tmp_path / "none.txt").write_text("good\t1\n")
+    with pytest.raises(DataError, match="more than once: 'x'"):
+        read_table(tmp_path / "none.txt", header=False, columns=["x", "x"])
+    (tmp_path / "once.csv").write_text("label,label.1\n1,0\n")  # what pandas would make of it
+    assert list(read_table(tmp_path / "once.csv").columns) == ["label", "label.1"]
+
+
 def test_labels():
     stars = pd.Series([1, 2, 3, 4, 5])
     mapped = apply_label_map(stars, {1: "neg", 2: "neg", 3: "neu", 4: "pos", 5: "pos"})

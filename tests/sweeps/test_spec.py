@@ -156,6 +156,16 @@ CASES = {
     ),
     "name with both quotes": (["name"], 'it\'s "x"', ["name", "both ' and"]),
     "name ending in a backslash": (["name"], "runs\\", ["name", "backslash"]),
+    "SQLite storage in a missing folder": (
+        ["storage"],
+        "sqlite:///nowhere/optuna.db",
+        ["storage", "nowhere", "does not exist"],
+    ),
+    "SQLite tracking in a missing folder": (
+        ["tracking_uri"],
+        "sqlite:///nowhere/mlflow.db",
+        ["tracking_uri", "nowhere", "does not exist"],
+    ),
     "an infinite searched weight": (
         ["search", "space"],
         {"training.weights.imdb": {"choices": [1.0, float("inf")]}},
@@ -297,6 +307,19 @@ def test_store_uris_expand_environment_variables(monkeypatch, tmp_path):
         load_spec(path)
     monkeypatch.setenv("MTL_TEST_PW", "pw")
     assert load_spec(path).optuna_storage == "postgresql://u:pw@db:5432/optuna"
+
+
+def test_relative_sqlite_stores_sit_beside_the_study_file(tmp_path):
+    # SQLite alone opens `sqlite:///x.db` in whatever folder the command runs in: a study run
+    # from two folders became two studies
+    (tmp_path / "stores").mkdir()
+    study = small_study(storage="sqlite:///stores/o.db?timeout=30", tracking_uri="sqlite:///m.db")
+    spec = load_spec(write_study(tmp_path, study))
+    assert spec.optuna_storage == f"sqlite:///{tmp_path / 'stores' / 'o.db'}?timeout=30"
+    assert spec.tracking == f"sqlite:///{tmp_path / 'm.db'}"
+    absolute = small_study(storage=f"sqlite:///{tmp_path}/a.db", tracking_uri="sqlite://")
+    spec = load_spec(write_study(tmp_path, absolute))
+    assert spec.optuna_storage == f"sqlite:///{tmp_path}/a.db" and spec.tracking == "sqlite://"
 
 
 def test_default_stores_live_in_the_workdir(tmp_path):
