@@ -22,6 +22,7 @@ from optuna.storages._heartbeat import BaseHeartbeat
 from sweeps.interrupts import atomic
 from sweeps.masking import mask
 from sweeps.sqlite_stores import first_open
+from sweeps.store_faults import unwritable
 
 if TYPE_CHECKING:
     from sweeps.schema import StudySpec
@@ -40,7 +41,10 @@ DISCONNECTED = (
 
 
 def disconnected(exc: BaseException) -> bool:
-    """Whether ``exc`` says the database did not answer (the storage retries those)."""
+    """Whether ``exc`` says the database did not answer (the storage retries those); a full
+    disk or a read-only file system is not that (``sweeps.store_faults``)."""
+    if unwritable(exc) is not None:
+        return False
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.connection_invalidated:

@@ -44,6 +44,7 @@ from sweeps.resume_checks import PARENT_RUN, check_resumable
 from sweeps.schema import StudySpec
 from sweeps.search_registry import PRUNERS, SAMPLERS
 from sweeps.space import grid_size
+from sweeps.store_faults import StoreUnwritable, unwritable
 from sweeps.study_data import load_study_data
 from sweeps.study_state import best_of, count_finished, counts, pareto_front
 from sweeps.tracking import Tracker, open_tracker
@@ -139,6 +140,20 @@ def _open_study(spec: StudySpec, worker: bool) -> optuna.Study:
             f" with objective {had!r}; give the study a new name to change the objective"
         )
     return study
+
+
+def _stop_if_unwritable(spec: StudySpec, tracker: Tracker, exc: BaseException) -> None:
+    """A full disk or a read-only file system under a store: one line that says so (Optuna
+    hides the cause behind its "Should not reach" when it cannot record a trial's state)."""
+    if tracker.client.down is not None:
+        raise tracker.client.down from None
+    cause = unwritable(exc)
+    if cause is not None:
+        raise StoreUnwritable(
+            f"the Optuna storage {mask(spec.optuna_storage)} cannot be written ({cause}): free "
+            "space or make it writable, then run the study again; trials completed so far "
+            "keep their record"
+        ) from None
 
 
 def study_params(spec: StudySpec) -> dict[str, object]:
@@ -316,12 +331,16 @@ def run_study(
                 time.sleep(WAIT_POLL_S)  # the last trials run elsewhere; take over if they die
                 continue
             before = len(ctx.outcomes)
-            study.optimize(
-                lambda trial: run_trial(ctx, trial),
-                n_trials=1,
-                catch=(Exception,),
-                gc_after_trial=False,
-            )
+            try:
+                study.optimize(
+                    lambda trial: run_trial(ctx, trial),
+                    n_trials=1,
+                    catch=(Exception,),
+                    gc_after_trial=False,
+                )
+            except Exception as exc:  # Optuna's own record of the trial failed
+                _stop_if_unwritable(spec, tracker, exc)
+                raise
             if tracker.client.down is not None:  # the trial failed on it: stop, say why
                 raise tracker.client.down
             janitor.tag_pareto()

@@ -23,11 +23,15 @@ from sweeps import record
 from sweeps.interrupts import atomic
 from sweeps.masking import mask
 from sweeps.sqlite_stores import first_open
+from sweeps.store_faults import unwritable
 
 if TYPE_CHECKING:
     from sweeps.schema import StudySpec
 
 logging.getLogger("mlflow").setLevel(logging.WARNING)  # no INFO lines about creating tables
+# MLflow logs each failed database call with its traceback, then raises it: sweeps reports it
+# once, in a line (a full disk printed a traceback per write)
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 # against a server, MLflow prints "View run ... at: URL" on every run it ends: sweeps has its own
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
@@ -86,6 +90,14 @@ class RetryingClient:
                 with atomic():  # Ctrl-C waits for the write in progress
                     return fn(*args, **kwargs)
             except Exception as exc:
+                cause = unwritable(exc)
+                if cause is not None:  # a full disk, a read-only file system: no wait cures it
+                    self.down = TrackingUnavailable(
+                        f"the tracking store {mask(self._uri)} cannot be written ({cause}): "
+                        "free space or make it writable, then run the study again; trials "
+                        "completed so far keep their record"
+                    )
+                    raise self.down from None
                 if not _transient(exc):
                     raise
                 waited = time.monotonic() - started
