@@ -8,6 +8,8 @@ allowed. It reads no data file; ``sweeps.study_data`` does that.
 from __future__ import annotations
 
 import os
+import posixpath
+import re
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -157,6 +159,18 @@ def check_spec(spec: StudySpec) -> list[tuple[tuple, str]]:
                     f"features.{column}: no task reads a column {column!r} as input",
                 )
             )
+        if not _PARAM_NAME.fullmatch(column) or posixpath.normpath(f"x/{column}/y") != (
+            f"x/{column}/y"
+        ):
+            problems.append(
+                (
+                    ("features", column),
+                    f"features.{column[:80]!r}: MLflow records a column's settings as params "
+                    f"named features.COLUMN.SETTING, and a param name may only hold letters, "
+                    "digits and _ - . : / and spaces, without empty or '.'/'..' parts; rename "
+                    "the column (and read it under the new name)",
+                )
+            )
     search = spec.search
     if search.multi_objective and "pruner" in search.model_fields_set and search.pruner != "none":
         problems.append(
@@ -198,6 +212,9 @@ def check_spec(spec: StudySpec) -> list[tuple[tuple, str]]:
             )
     problems += check_space(spec)
     return problems
+
+
+_PARAM_NAME = re.compile(r"[/\w.\- :]+")  # MLflow's rule for param names (not Windows)
 
 
 def check_writable(spec: StudySpec) -> list[str]:

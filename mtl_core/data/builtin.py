@@ -34,6 +34,29 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "digits": {},
 }
 ARRAY_SOURCES = {"digits"}
+# each option's range: (lowest, highest, whole number); a bad value used to reach numpy (a
+# negative `rows`: a traceback) or memory (`rows: 1e12`)
+_ROWS = (10, 1_000_000, True)
+_SEED = (0, 2**32 - 1, True)
+BOUNDS: dict[str, dict[str, tuple[float, float, bool]]] = {
+    "sincos": {"rows": _ROWS, "noise": (0.0, 100.0, False), "seed": _SEED},
+    "mmoe": {
+        "rows": _ROWS,
+        "correlation": (-1.0, 1.0, False),
+        "dim": (2, 10_000, True),
+        "scale": (1e-6, 1e6, False),
+        "sines": (0, 1_000, True),
+        "seed": _SEED,
+    },
+    "related": {
+        "rows": _ROWS,
+        "features": (2, 10_000, True),
+        "noise": (0.0, 0.5, False),
+        "seed": _SEED,
+    },  # fmt: skip
+    "digits": {},
+}
+MAX_CELLS = 20_000_000  # rows x columns of a generated table: 160 MB of float64
 
 
 def builtin_names() -> list[str]:
@@ -51,7 +74,32 @@ def load_builtin(name: str, options: Mapping[str, Any] | None = None):
             f"builtin:{name}: unknown option(s) {unknown}; it takes {sorted(settings) or 'none'}"
         )
     settings.update(options or {})
+    _check_ranges(name, settings)
     return globals()[f"_{name}"](**settings)
+
+
+def _shown(value: float) -> str:
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
+def _check_ranges(name: str, settings: dict[str, Any]) -> None:
+    for option, (low, high, whole) in BOUNDS[name].items():
+        value = settings[option]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise DataError(f"builtin:{name}: option {option} must be a number, got {value!r}")
+        if whole and value != int(value):
+            raise DataError(f"builtin:{name}: option {option} must be a whole number, got {value}")
+        if not low <= value <= high:
+            raise DataError(
+                f"builtin:{name}: option {option} must lie in [{_shown(low)}, {_shown(high)}], "
+                f"got {_shown(value)}"
+            )
+    columns = settings.get("dim", settings.get("features", 1))
+    if "rows" in settings and settings["rows"] * columns > MAX_CELLS:
+        raise DataError(
+            f"builtin:{name}: rows x columns is {settings['rows'] * columns:,.0f}, more than "
+            f"{MAX_CELLS:,}; take fewer rows"
+        )
 
 
 def _sincos(rows: int, noise: float, seed: int) -> pd.DataFrame:

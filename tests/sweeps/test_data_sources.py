@@ -137,6 +137,15 @@ def test_npz_arrays_and_their_bad_cases(tmp_path):
         ("builtin:weather", None, "no such source"),
         ("builtin:sincos", {"wobble": 1}, "unknown option(s) ['wobble']"),
         ("data.csv", {"rows": 5}, "`options` apply to built-in sources"),
+        # issue 19: out of range, each reached numpy (a traceback, exit 1) or memory
+        ("builtin:sincos", {"rows": -5}, "option rows must lie in [10, 1,000,000], got -5"),
+        ("builtin:sincos", {"rows": 1e12}, "option rows must lie in"),
+        ("builtin:sincos", {"rows": 2.5}, "option rows must be a whole number"),
+        ("builtin:sincos", {"seed": -1}, "option seed must lie in [0, 4,294,967,295]"),
+        ("builtin:sincos", {"noise": -0.1}, "option noise must lie in [0, 100]"),
+        ("builtin:mmoe", {"dim": 1}, "option dim must lie in [2, 10,000]"),
+        ("builtin:mmoe", {"rows": 1_000_000, "dim": 1000}, "rows x columns is 1,000,000,000"),
+        ("builtin:related", {"noise": 0.9}, "option noise must lie in [0, 0.5]"),
     ],
 )
 def test_bad_builtin_sources_name_the_field(tmp_path, path, options, expected):

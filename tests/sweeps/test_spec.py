@@ -166,6 +166,16 @@ CASES = {
         "sqlite:///nowhere/mlflow.db",
         ["tracking_uri", "nowhere", "does not exist"],
     ),
+    "a feature column MLflow cannot name": (
+        ["features", "text|raw"],
+        {"max_features": 100},
+        ["features.'text|raw'", "a param name may only hold letters"],
+    ),
+    "a feature column with a '..' part": (
+        ["features", "a/../b"],
+        {"max_features": 100},
+        ["features.'a/../b'", "'.'/'..' parts"],
+    ),
     "an infinite searched weight": (
         ["search", "space"],
         {"training.weights.imdb": {"choices": [1.0, float("inf")]}},
