@@ -30,6 +30,9 @@ from mtl_core.tasks import TaskType, allowed_metrics
 from sweeps import record
 from sweeps.search_registry import PRUNERS, SAMPLERS
 
+# metric names are PREFIX/TASK/METRIC beside valid/delta/TASK and baseline/valid/TASK/METRIC:
+# a task named like the middle word makes two names one
+RESERVED_TASK_NAMES = frozenset({"delta", "valid"})
 TASK_NAME = re.compile(r"[a-z0-9_]+")  # matched whole (fullmatch: "$" lets a newline through)
 STORE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "oracle")  # SQLAlchemy's, + drivers
 TRACKING_SCHEMES = ("http", "https", "file", "databricks", *STORE_SCHEMES)
@@ -381,6 +384,13 @@ class StudySpec(Strict):
         for name in tasks if isinstance(tasks, dict) else ():
             if not TASK_NAME.fullmatch(str(name)):
                 raise ValueError(f"task name {name!r} must match [a-z0-9_]+")
+            if str(name) in RESERVED_TASK_NAMES:
+                raise ValueError(
+                    f"task name {name!r} is a word of the record's metric names (a task "
+                    f"{name!r} scored by accuracy would write valid/{name}/accuracy, which is "
+                    "also valid/delta/TASK or baseline/valid/TASK of a task named accuracy); "
+                    "rename it"
+                )
         names = set(map(str, tasks)) if isinstance(tasks, dict) else set()
         for name in sorted(names):
             for suffix in (record.STD, record.CI95, record.SIGNIFICANT):

@@ -107,6 +107,17 @@ def _check_yaml(path: Path, root: yaml.Node | None) -> None:
     Both are read off the composed nodes, each node once."""
     problems: list[str] = []
     sizes: dict[int, int] = {}
+    loader = yaml.SafeLoader("")  # for its constructor: keys compared as YAML reads them
+
+    def key_of(node: yaml.ScalarNode) -> Any:
+        """The key as the loaded mapping holds it (`yes`, `true` and `True` are one key;
+        `1` and `1.0` too), not its text."""
+        try:
+            key = loader.construct_object(node)
+            hash(key)
+            return key
+        except Exception:  # a key YAML itself refuses: its own error says so
+            return node.value
 
     def size(node: yaml.Node) -> int:
         if id(node) in sizes:
@@ -114,15 +125,17 @@ def _check_yaml(path: Path, root: yaml.Node | None) -> None:
         sizes[id(node)] = 1  # a node that refers to itself counts once
         total = 1
         if isinstance(node, yaml.MappingNode):
-            seen: dict[str, int] = {}
+            seen: dict[Any, int] = {}
             for key, value in node.value:
                 if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
-                    if key.value in seen and len(problems) < 5:
+                    read = key_of(key)
+                    if read in seen and len(problems) < 5:
                         problems.append(
                             f"{path}:{key.start_mark.line + 1}: duplicate key {key.value[:80]!r}"
-                            f" (first at line {seen[key.value]}); a key may appear once"
+                            f" (first at line {seen[read]}, read as the same key); a key may "
+                            "appear once"
                         )
-                    seen.setdefault(key.value, key.start_mark.line + 1)
+                    seen.setdefault(read, key.start_mark.line + 1)
                 total += size(key) + size(value)
         elif isinstance(node, yaml.SequenceNode):
             total += sum(size(item) for item in node.value)

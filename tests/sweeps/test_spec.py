@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+import yaml
 
 from sweeps.errors import StudyError
 from sweeps.spec import load_spec
@@ -176,6 +177,8 @@ CASES = {
         {"max_features": 100},
         ["features.'a/../b'", "'.'/'..' parts"],
     ),
+    "a task named delta": (["tasks", "delta"], {"path": "x.txt"}, ["'delta' is a word of"]),
+    "a task named valid": (["tasks", "valid"], {"path": "x.txt"}, ["'valid' is a word of"]),
     "an infinite searched weight": (
         ["search", "space"],
         {"training.weights.imdb": {"choices": [1.0, float("inf")]}},
@@ -214,6 +217,15 @@ def test_duplicate_keys_and_alias_bombs_are_refused(tmp_path):
     result = cli("validate", str(path), cwd=tmp_path)
     assert_refused(result, ["more than 100,000 values through YAML aliases"], tmp_path)
     assert len(result.stderr) < 1000
+    # keys compared as YAML reads them: `yes` and `true` are one label_map key (True), the
+    # second of which replaced the first without a word
+    study = small_study()
+    study["tasks"]["imdb"]["label_map"] = "LABEL_MAP"
+    path.write_text(
+        yaml.safe_dump(study, sort_keys=False).replace("LABEL_MAP", "{yes: 1, true: 0}")
+    )
+    result = cli("validate", str(path), cwd=tmp_path)
+    assert_refused(result, ["duplicate key 'true'", "read as the same key"], tmp_path)
 
 
 def test_subsets_of_many_tasks_are_counted_not_listed(tmp_path):
