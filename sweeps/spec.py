@@ -206,12 +206,15 @@ def check_spec(spec: StudySpec) -> list[tuple[tuple, str]]:
             (("search", "objective"), "search.objective: `per_task` needs at least two tasks")
         )
     workdir = spec.workdir_path
-    if workdir.exists() and not workdir.is_dir():
-        problems.append((("workdir",), f"workdir: {workdir} is a file, not a folder"))
-    elif not workdir.exists() and _nearest_folder(workdir) is None:
-        problems.append(
-            (("workdir",), f"workdir: {workdir} cannot be made (a file is in its path)")
-        )
+    try:
+        if workdir.exists() and not workdir.is_dir():
+            problems.append((("workdir",), f"workdir: {workdir} is a file, not a folder"))
+        elif not workdir.exists() and _nearest_folder(workdir) is None:
+            problems.append(
+                (("workdir",), f"workdir: {workdir} cannot be made (a file is in its path)")
+            )
+    except OSError as exc:  # a name too long, a path through a file the system refuses
+        problems.append((("workdir",), f"workdir: {workdir} cannot be used: {exc.strerror}"))
     for field, uri in (("storage", spec.storage), ("tracking_uri", spec.tracking_uri)):
         file = sqlite_file(spec.optuna_storage if field == "storage" else spec.tracking)
         if uri and file is not None and not file.parent.is_dir():

@@ -63,19 +63,24 @@ def load_study_data(spec: StudySpec) -> StudyData:
     settings that shape the data. Several feature settings of one study (searched
     ``features.*``) share the tables as read."""
     contents: dict[Path, str] = {}
-    key = _cache_key(spec, contents)
-    if key in _CACHE:
-        _CACHE.move_to_end(key)
-        return _CACHE[key]
     frames: dict[str, TaskFrame] = {}
     arrays: dict[str, dict] = {}
     fingerprints: dict[str, str] = {}
-    for name in spec.task_names:
-        task = spec.tasks[name]
-        if task.is_array:
-            arrays[name], fingerprints[name] = _array_source(spec, name, task, contents)
-        else:
-            frames[name], fingerprints[name] = _task_frame(spec, name, task, contents)
+    name = ""
+    try:
+        key = _cache_key(spec, contents)
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+        for name in spec.task_names:
+            task = spec.tasks[name]
+            if task.is_array:
+                arrays[name], fingerprints[name] = _array_source(spec, name, task, contents)
+            else:
+                frames[name], fingerprints[name] = _task_frame(spec, name, task, contents)
+    except OSError as exc:  # a name too long, a file the system refuses to open
+        field = f"tasks.{name}.path" if name else "tasks"
+        raise StudyError(f"{field}: {exc.filename or ''} cannot be read: {exc.strerror}") from None
     text = {column: TextFeatures(**cfg.model_dump()) for column, cfg in spec.features.items()}
     try:
         prepared, space = prepare_tasks(frames, text, seed=spec.seed)

@@ -163,3 +163,82 @@ def test_damaged_data_files_are_refused_naming_the_file(tmp_path_factory, data):
     _check(result)
     if result.exit_code == 2:
         assert "tasks.imdb" in result.output or "reviews.tsv" in result.output, result.output
+
+
+# issue 19's classes, generated: adversarial names and labels, extreme numbers, odd paths,
+# store URLs with odd passwords, duplicate keys and aliases in the YAML text
+odd_text = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs",))
+    | st.sampled_from(list("[]/\\'\"`$%{}:@#?&\x00\x07\x1b\n\t ")),
+    max_size=40,
+) | st.sampled_from(
+    ["[/x]", "[bold]x[/bold]", ":smile:", "it's", 'a "b"', "x" * 300, " x ", "..", "."]
+)
+extreme = st.sampled_from(
+    [0, -1, 2**31, 2**32, 2**63, -(2**63), 10**30, 1e308, -1e308, 5e-324, -0.0, float("inf"),
+     float("nan"), True, "1e9", "0x10"]
+)  # fmt: skip
+secrets = st.text("abcXYZ019/@:#?%&+= ", min_size=1, max_size=12).map(lambda s: f"Pw{s}Q7")
+URL_FORMS = [
+    "postgresql://user:${MTL_FUZZ_PW}@db:5432/optuna",
+    "postgresql+psycopg://user:${MTL_FUZZ_PW}@db/optuna?sslmode=require",
+    "mysql://user:${MTL_FUZZ_PW}@db/optuna",
+    "http://user:${MTL_FUZZ_PW}@mlflow:5000",
+]
+
+
+@FUZZ
+@given(data=st.data())
+def test_adversarial_names_numbers_paths_and_store_urls(tmp_path_factory, data, monkeypatch):
+    folder = tmp_path_factory.mktemp("adversary")
+    study = _base_study()
+    secret = data.draw(secrets)
+    monkeypatch.setenv("MTL_FUZZ_PW", secret)
+    for _ in range(data.draw(st.integers(1, 3))):
+        kind = data.draw(st.sampled_from(["name", "task", "number", "path", "url", "label"]))
+        if kind == "name":
+            study["name"] = data.draw(odd_text)
+        elif kind == "task":
+            others = [k for k in study["tasks"] if k != "imdb"]
+            if others:
+                study["tasks"][data.draw(odd_text)] = study["tasks"].pop(others[0])
+        elif kind == "number":
+            field = data.draw(st.sampled_from(
+                [("seed",), ("training", "epochs"), ("training", "lr"), ("training", "batch_size"),
+                 ("model", "hidden_size"), ("search", "n_trials"), ("search", "timeout"),
+                 ("training", "weight_decay"), ("search", "store_retry_s")]
+            ))  # fmt: skip
+            parent = study
+            for key in field[:-1]:
+                parent = parent.setdefault(key, {})
+            parent[field[-1]] = data.draw(extreme)
+        elif kind == "path":
+            where = data.draw(st.sampled_from(["workdir", "task"]))
+            value = data.draw(
+                st.sampled_from(
+                    ["/dev/null", "/proc/self", "../../..", "~nobody/x", "/", "a" * 300]
+                )
+                | odd_text
+            )
+            if where == "workdir":
+                study["workdir"] = value
+            else:
+                study["tasks"]["imdb"]["path"] = value
+        elif kind == "url":
+            field = data.draw(st.sampled_from(["storage", "tracking_uri"]))
+            study[field] = data.draw(st.sampled_from(URL_FORMS))
+        else:
+            study["tasks"]["imdb"]["label_map"] = {0: data.draw(odd_text), 1: data.draw(odd_text)}
+    text = yaml.safe_dump(study, sort_keys=False, allow_unicode=True)
+    if data.draw(st.booleans()):  # the YAML's own tricks: a key twice, an alias
+        text += data.draw(st.sampled_from(
+            ["seed: 1\n", "name: other\n", "x: &a [1, 2]\ny: *a\n", "training: {epochs: 1}\n"]
+        ))  # fmt: skip
+    result = _invoke(folder, text)
+    _check(result)
+    assert secret not in result.output, result.output  # a password is never printed
+    if result.exit_code == 2:
+        refused = _invoke(folder, (folder / "study.yaml").read_text(), "run")
+        assert refused.exit_code == 2, refused.output
+        assert secret not in refused.output
+        assert not any(folder.glob("**/*.db")), list(folder.glob("**/*"))
