@@ -277,7 +277,8 @@ class Baselines:
         }
         if trial_number is not None:
             tags[record.TRAINED_IN_TRIAL] = str(trial_number)
-        return self.tracker.start_run(f"baseline {task} seed {seed}", self.parent, tags, params)
+        name = f"baseline · {task} · h{model.get('model.hidden_size', '?')} · seed {seed}"
+        return self.tracker.start_run(name, self.parent, tags, params)
 
     def _train(self, task, key, metric, seed, run_id, config: TrialConfig, extra, on_train):
         # here, not at the top: torch loads only when this runs
@@ -305,7 +306,7 @@ class Baselines:
         metrics.append((record.BEST_EPOCH, result.best_epoch, 0))
         metrics.append((record.TRAIN_S, seconds, 0))
         metrics += data.coverage([task])
-        self.tracker.log(run_id, metrics=metrics)
+        self.tracker.log(run_id, metrics=metrics, params={record.DEVICE: result.device})
         record_model(self.tracker, run_id, result, single, data, seed)
         if self.distills:
             self._keep_teacher(key, run_id, result.model, data.tasks[task])

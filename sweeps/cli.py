@@ -62,11 +62,11 @@ def _load(path: Path, with_data: bool = True, writes: bool = False):
     """The study and its data, checked; ``writes``: for the commands that write (and
     `validate`, which answers for them), the workdir must be writable too."""
     from sweeps.errors import StudyError
-    from sweeps.spec import check_writable, load_spec
+    from sweeps.spec import check_device, check_writable, load_spec
     from sweeps.study_data import load_study_data
 
     spec = load_spec(path)
-    problems = check_writable(spec) if writes else []
+    problems = check_writable(spec) + check_device(spec) if writes else []
     if problems:
         raise StudyError(problems)
     data = load_study_data(spec) if with_data else None
@@ -219,7 +219,8 @@ def _print_summary(spec, path: Path, summary) -> None:
         for line in winner_lines(pick_winner(runs["trial"], runs["confirm"])):
             print(f"  {line}")
     if summary.pareto:
-        print(f"  Pareto-optimal trials: {', '.join(str(n) for n in summary.pareto)}")
+        front = ", ".join(f"trial {n}" for n in summary.pareto)  # "trials: 0" read as none
+        print(f"  Pareto-optimal (by each task's validation Δ): {front}")
     print(f"  trials:    sweeps status {path}")
     print(f"  MLflow UI: sweeps ui {path}   (tracking store {mask(spec.tracking)})")
     if summary.report:

@@ -187,7 +187,8 @@ def confirm_trial(
     }
     params = {**config.params, "confirm.seeds": ",".join(map(str, seeds))}
     started = time.perf_counter()
-    run_id = ctx.tracker.start_run(f"confirm · trial {number}", ctx.parent_run, tags, params)
+    name = record.run_name(f"confirm · trial {number}", config.tasks, config.model, config.training)
+    run_id = ctx.tracker.start_run(name, ctx.parent_run, tags, params)
     trial.set_user_attr("mlflow_run_id", run_id)
     trial.set_user_attr("worker", WORKER)
     ctx.reporter.trial_started(number, config.tasks, config.params)
@@ -199,7 +200,7 @@ def confirm_trial(
         metrics = summary.metrics + _mean_curves(results, baselines, sequential_offset(config))
         seconds = time.perf_counter() - started
         metrics += record.time_metrics(times["train"], times["baseline"], seconds)
-        ctx.tracker.log(run_id, metrics=metrics)
+        ctx.tracker.log(run_id, metrics=metrics, params={record.DEVICE: results[0].device})
         check_objective(summary, ctx.spec)  # a NaN would be retried for ever
         record_first_model(ctx, run_id, config, results, seeds)
         ctx.tracker.end_run(run_id, "FINISHED", {record.STATE: "COMPLETE"})

@@ -34,6 +34,27 @@ ARTIFACT_ERROR = "mtl.artifact_error"
 MODEL_SEED = "mtl.model_seed"  # a run with a model (artifact path `model`): its model's seed
 _BASELINE_RUN = "mtl.baseline_run."
 
+
+def run_name(head: str, tasks: list[str] | str, model: Any = None, training: Any = None) -> str:
+    """A run's name in the MLflow UI, saying what it is: "trial 7 · amazon+imdb · joint ·
+    uncertainty · h128", "baseline · imdb · h128 · seed 0". Names are for people: queries
+    read the tags."""
+    parts = [head, tasks if isinstance(tasks, str) else "+".join(tasks)]
+    if training is not None:
+        parts += [training.schedule, training.weighting]
+    if model is not None:
+        if model.architecture != "hard_sharing":
+            parts.append(model.architecture)
+        parts.append(f"h{model.hidden_size}")
+    return " · ".join(str(p) for p in parts)
+
+
+# params
+DEVICE = "device"  # what a trial, confirm or baseline run trained on: cpu, cuda:0 (not `auto`)
+
+# the experiment's tag that opens it in the MLflow UI (3.x) as training runs, not GenAI traces
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
 # kinds of run
 STUDY_RUN, TRIAL, BASELINE, CONFIRM, TRANSFER = "study", "trial", "baseline", "confirm", "transfer"
 

@@ -21,6 +21,7 @@ import random
 import socket
 import sys
 import time
+import warnings
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -139,7 +140,20 @@ def _open_study(spec: StudySpec, worker: bool) -> optuna.Study:
             f"search.objective: study {spec.name!r} already exists in {where}"
             f" with objective {had!r}; give the study a new name to change the objective"
         )
+    names = objective_names(spec)
+    if study.metric_names != names:  # optuna-dashboard showed "Objective 0"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
     return study
+
+
+def objective_names(spec: StudySpec) -> list[str]:
+    """What Optuna (and optuna-dashboard) call the objectives: the validation Δm, or each
+    task's validation Δ in the order ``run_trial`` returns them, in % against the baselines."""
+    if spec.search.multi_objective:
+        return [f"valid Δ {task} (%)" for task in spec.task_names]
+    return ["valid Δm (%)"]
 
 
 def _stop_if_unwritable(spec: StudySpec, tracker: Tracker, exc: BaseException) -> None:

@@ -249,6 +249,25 @@ def check_writable(spec: StudySpec) -> list[str]:
     return []
 
 
+def check_device(spec: StudySpec) -> list[str]:
+    """`training.device: cuda` where torch sees no CUDA GPU: every trial failed on it while
+    `validate` passed. Only the commands that train ask (`status` of a study trained on a GPU
+    reads on a laptop)."""
+    if not spec.training.device.startswith("cuda"):
+        return []
+    import torch  # only for a study that asks for CUDA: light commands stay light
+
+    if torch.cuda.is_available():
+        return []
+    where = f"{spec.source}: " if spec.source else ""
+    build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
+    return [
+        f"{where}training.device: 'cuda' is asked for, but torch {torch.__version__} "
+        f"({build}) sees no CUDA GPU on this machine; use `auto` (a GPU where there is one, "
+        "else the CPU) or `cpu`"
+    ]
+
+
 def _nearest_folder(path: Path) -> Path | None:
     """The deepest existing folder above ``path``, or None if a file stands in the way."""
     for parent in path.parents:

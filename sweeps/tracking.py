@@ -161,7 +161,7 @@ class Tracker:
             location = artifact_root.as_uri() if artifact_root else None
             try:
                 self.experiment_id = self.client.create_experiment(
-                    experiment, artifact_location=location
+                    experiment, artifact_location=location, tags=record.EXPERIMENT_KIND
                 )
             except Exception:  # another worker created it first
                 found = self.client.get_experiment_by_name(experiment)
@@ -172,6 +172,9 @@ class Tracker:
             if found.lifecycle_stage == "deleted":
                 self.client.restore_experiment(found.experiment_id)
             self.experiment_id = found.experiment_id
+            for key, value in record.EXPERIMENT_KIND.items():  # a study begun before the tag
+                if found.tags.get(key) != value:
+                    self.client.set_experiment_tag(self.experiment_id, key, value)
 
     # runs ---------------------------------------------------------------------------------
 

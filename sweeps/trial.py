@@ -255,7 +255,8 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
     )
     if retry_of is not None:
         tags[record.RETRY_OF] = str(retry_of)
-    run_id = ctx.tracker.start_run(f"trial {trial.number}", ctx.parent_run, tags, config.params)
+    name = record.run_name(f"trial {trial.number}", config.tasks, config.model, config.training)
+    run_id = ctx.tracker.start_run(name, ctx.parent_run, tags, config.params)
     trial.set_user_attr("mlflow_run_id", run_id)
     trial.set_user_attr("worker", WORKER)
     ctx.reporter.trial_started(trial.number, config.tasks, config.params)
@@ -272,7 +273,7 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
             metrics += _mean_curves(results, baselines, sequential_offset(config))
         seconds = time.perf_counter() - started
         metrics += record.time_metrics(times["train"], times["baseline"], seconds)
-        ctx.tracker.log(run_id, metrics=metrics)
+        ctx.tracker.log(run_id, metrics=metrics, params={record.DEVICE: results[0].device})
         check_objective(summary, spec)
         if keeps_model(ctx, summary.valid_delta_m):
             ctx.reporter.phase("model")

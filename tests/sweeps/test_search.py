@@ -133,7 +133,10 @@ def test_per_task_objective_tags_the_pareto_front(tmp_path):
         assert not any(
             all(o[i] >= values[n][i] for i in range(2)) and o != values[n] for o in values.values()
         )
-    assert "Pareto-optimal trials: " + ", ".join(map(str, sorted(front))) in result.stdout
+    listed = ", ".join(f"trial {n}" for n in sorted(front))  # "trials: 0" read as "none"
+    assert "Pareto-optimal (by each task's validation Δ): " + listed in result.stdout
+    # Optuna (and optuna-dashboard) name each objective, in the order trials return them
+    assert ostudy.metric_names == [f"valid Δ {t} (%)" for t in spec.task_names]
     status = cli("status", str(path), cwd=tmp_path)
     assert (
         "Pareto-optimal trials" in status.stdout
