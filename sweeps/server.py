@@ -109,12 +109,9 @@ def serve_tracking(
         folder = Path(artifacts).expanduser().resolve()
         folder.mkdir(parents=True, exist_ok=True)
         artifacts = folder.as_uri()
-    print(
-        f"MLflow tracking server on http://{host}:{port}: runs in {mask(backend)}, "
-        f"artifacts in {artifacts} (Ctrl-C stops it)",
-        flush=True,
-    )
-    return _serve(server_command(host, port, artifacts, allowed_hosts), backend)
+    what = f"runs in {mask(backend)}, artifacts in {artifacts}"
+    command = server_command(host, port, artifacts, allowed_hosts)
+    return _serve(command, backend, host, port, f"MLflow tracking server ({what})")
 
 
 def serve_ui(spec: StudySpec, host: str, port: int) -> int:
@@ -127,11 +124,32 @@ def serve_ui(spec: StudySpec, host: str, port: int) -> int:
             file=sys.stderr,
         )
         return 2
-    print(f"MLflow UI on http://{host}:{port} (Ctrl-C stops it)", flush=True)
-    return _serve(ui_command(spec, host, port), spec.tracking)
+    return _serve(
+        ui_command(spec, host, port), spec.tracking, host, port, "MLflow UI", _study_page(spec)
+    )
 
 
-def _serve(command: list[str], backend: str) -> int:
+def _study_page(spec: StudySpec) -> str:
+    """The study's experiment in the UI's model-training view: MLflow 3.17 follows its own
+    workflow selector, GenAI by default, over the experiment's `mlflow.experimentKind` tag."""
+    from sweeps.sqlite_stores import mlflow_client  # (it loads mlflow)
+
+    try:
+        experiment = mlflow_client(spec.tracking).get_experiment_by_name(spec.name)
+    except Exception:  # the page is a convenience: the server itself says what is wrong
+        experiment = None
+    where = f"#/experiments/{experiment.experiment_id}" if experiment else "#/experiments"
+    return f"/{where}?workflowType=machine_learning"
+
+
+READY_WAIT_S = 180.0  # an MLflow server answered 35-45 s after start on a busy machine
+
+
+def _serve(
+    command: list[str], backend: str, host: str, port: int, what: str, page: str = ""
+) -> int:
+    """Run the server until Ctrl-C or SIGTERM; its URL is printed once ``/health`` answers
+    (a spinner until then: the URL printed at start was refused for half a minute)."""
     env = {
         **os.environ,
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
@@ -140,13 +158,48 @@ def _serve(command: list[str], backend: str) -> int:
     # its own process group: mlflow server starts uvicorn as a child, and both must stop with us
     server = subprocess.Popen(command, env=env, start_new_session=True)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    url = f"http://{_bracketed(host)}:{port}"
     try:
+        from rich.console import Console  # only for the spinner
+
+        started = time.monotonic()
+        with Console(stderr=True, highlight=False).status(f"starting the {what} on {url} ..."):
+            problem = _ready(server, f"http://{_bracketed(_reachable(host))}:{port}/health")
+        if problem is not None:
+            print(f"error: the {what} did not start: {problem}", file=sys.stderr, flush=True)
+            return 1
+        took = time.monotonic() - started
+        print(f"{what} ready on {url}{page} after {took:.0f} s (Ctrl-C stops it)", flush=True)
         return server.wait()
     except KeyboardInterrupt:
         return 0
     finally:
         signal.signal(signal.SIGTERM, previous)
         stop_group(server)
+
+
+def _ready(server: subprocess.Popen, health: str) -> str | None:
+    """None once ``health`` answers 200; else why not (the server exited, or never answered)."""
+    deadline = time.monotonic() + READY_WAIT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            return f"it exited with {server.returncode} (its output is above)"
+        try:
+            with urllib.request.urlopen(health, timeout=2) as response:
+                if response.status == 200:
+                    return None
+        except OSError:
+            time.sleep(0.3)
+    return f"{health} did not answer within {READY_WAIT_S:.0f} s"
+
+
+def _reachable(host: str) -> str:
+    """Where this machine reaches a server listening on ``host`` (all interfaces: loopback)."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def stop_group(proc: subprocess.Popen, grace: float = 10.0) -> None:

@@ -4,6 +4,8 @@ server process; and `sweeps ui` serving a study's embedded store on 127.0.0.1.""
 from __future__ import annotations
 
 import os
+import re
+import select
 import socket
 import subprocess
 import sys
@@ -113,6 +115,35 @@ def test_study_on_postgres_through_mlflow_server(tmp_path, postgres_db):
         stop(server)
 
 
+def _line_with(proc: subprocess.Popen, text: str, timeout: float = 240) -> str:
+    """The first line of ``proc``'s output that holds ``text``; fails if it ends first."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not select.select([proc.stdout], [], [], 1.0)[0]:
+            continue
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        seen.append(line)
+        if text in line:
+            return line
+    pytest.fail(f"no line with {text!r}: {''.join(seen)[-3000:]}")
+
+
+def test_ui_that_cannot_start_says_so_and_exits_1(tmp_path):
+    write_study(tmp_path, small_study("busy", training={"epochs": 1}))
+    assert sweeps("run", "study.yaml", "--trials", "1", cwd=tmp_path).returncode == 0
+    with socket.socket() as taken:  # the port is someone else's
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = sweeps("ui", "study.yaml", "--port", str(port), cwd=tmp_path, timeout=300)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "error: the MLflow UI did not start: it exited with" in result.stderr
+    assert "ready on" not in result.stdout
+
+
 def test_ui_serves_the_embedded_store_on_localhost(tmp_path):
     write_study(tmp_path, small_study("uitest", training={"epochs": 1}))
     assert sweeps("run", "study.yaml", "--trials", "1", cwd=tmp_path).returncode == 0
@@ -126,7 +157,14 @@ def test_ui_serves_the_embedded_store_on_localhost(tmp_path):
         start_new_session=True,
     )
     try:
-        wait_healthy(f"http://127.0.0.1:{port}/health", proc)
+        # the URL is printed once /health answers (it used to be printed at start, and
+        # refused for half a minute): at that line, one request is answered
+        ready = _line_with(proc, f"MLflow UI ready on http://127.0.0.1:{port}")
+        assert "Ctrl-C stops it" in ready
+        study_url = ready.split(" ready on ", 1)[1].split(" after ", 1)[0]
+        assert study_url.endswith("#/experiments/1?workflowType=machine_learning"), study_url
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+            assert response.status == 200
         query = (
             f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=uitest"
         )
@@ -145,6 +183,20 @@ def test_ui_serves_the_embedded_store_on_localhost(tmp_path):
         ).stdout  # fmt: skip
         listed = dom.split('data-testid="key-value-Logged models"', 1)
         assert len(listed) == 2 and "pyfunc" in listed[1][:3000], "no logged model on the page"
+        # the run is named for what it is
+        assert trial.info.run_name.startswith("trial 0 · amazon+imdb+yelp · ")
+        assert trial.info.run_name in dom
+        # the page `sweeps ui` prints opens the study as training runs: the runs table and
+        # the model registry, not the GenAI overview of traces, tokens and costs
+        study_page = subprocess.run(
+            [chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+             "--virtual-time-budget=20000", "--dump-dom", study_url],
+            capture_output=True, text=True, timeout=180,
+        ).stdout  # fmt: skip
+        words = re.sub(r"<(style|script|svg)[^>]*>.*?</\1>", " ", study_page, flags=re.S)
+        words = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", words))
+        assert "Model registry" in words and "study uitest" in words, words[:3000]
+        assert "Token Usage" not in words and "Cost Breakdown" not in words
         # stopping `sweeps ui` (SIGTERM to it alone) stops the server it started
         proc.terminate()
         proc.wait(timeout=30)
