@@ -219,12 +219,14 @@ def _affinities(spec: StudySpec, tasks: Sequence[str]) -> dict[str, dict[str, fl
             study = optuna.load_study(study_name=spec.name, storage=spec.optuna_storage)
         except KeyError:
             study = None
-    measured = [
-        t.user_attrs["affinity"]
+    from sweeps.trial import affinity_of  # (it loads torch: only when affinities are read)
+
+    complete = [
+        affinity_of(t.user_attrs.get("affinity"))
         for t in (study.get_trials(deepcopy=False) if study else [])
         if t.state == optuna.trial.TrialState.COMPLETE
-        and set(t.user_attrs.get("affinity", {})) == set(tasks)
     ]
+    measured = [a for a in complete if set(a) == set(tasks)]
     if not measured:
         raise StudyError(
             "no complete trial measured the affinities of all tasks: set "

@@ -16,6 +16,7 @@ gain), -1 (significant negative transfer) or 0.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
@@ -284,7 +285,9 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
             log_diagnostics(ctx.tracker, run_id, data, config, results[0], seeds[0])
         affinity = mean_affinity(results)
         if affinity:
-            trial.set_user_attr("affinity", affinity)
+            # one line, 6 significant digits: optuna-dashboard drew the nested value as a
+            # 3,000-pixel tree on the trial's page (the full value is affinity.csv on the run)
+            trial.set_user_attr("affinity", affinity_text(affinity))
             _log_affinity_csv(ctx.tracker, run_id, affinity)
         ctx.tracker.end_run(run_id, "FINISHED", {record.STATE: "COMPLETE"})
         trial.set_user_attr("delta_m", summary.delta_m)
@@ -499,6 +502,19 @@ def mean_affinity(results: list[FitResult]) -> dict[str, dict[str, float]] | Non
         return None
     first = measured[0]
     return {i: {j: statistics.fmean(a[i][j] for a in measured) for j in first[i]} for i in first}
+
+
+def affinity_text(affinity: dict[str, dict[str, float]]) -> str:
+    """Z(i→j) as one line of JSON, 6 significant digits as affinity.csv (``affinity_of`` reads
+    it back)."""
+    rounded = {i: {j: float(f"{v:.6g}") for j, v in row.items()} for i, row in affinity.items()}
+    return json.dumps(rounded, separators=(",", ":"))
+
+
+def affinity_of(value: object) -> dict[str, dict[str, float]]:
+    """A trial's ``affinity`` user attribute: the JSON line, or the nested mapping that
+    studies begun before it hold."""
+    return json.loads(value) if isinstance(value, str) else dict(value or {})  # type: ignore[arg-type]
 
 
 def _log_affinity_csv(tracker: Tracker, run_id: str, affinity: dict) -> None:

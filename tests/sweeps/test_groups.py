@@ -17,6 +17,7 @@ from mtl_core.models.sparse_input import sparse_batch
 from sweeps.groups import partitions, recommend
 from sweeps.runner import run_study
 from sweeps.spec import load_spec
+from sweeps.trial import affinity_of
 from tests.helpers import cli, small_study, write_study
 
 
@@ -120,7 +121,10 @@ def test_trials_log_affinities_and_groups_use_them(tmp_path):
             assert [m.step for m in history] == [1, 2]
     assert "affinity.csv" in [a.path for a in client.list_artifacts(trial.info.run_id)]
     (ot,) = optuna.load_study(study_name="aff", storage=spec.optuna_storage).trials
-    assert set(ot.user_attrs["affinity"]) == set(tasks)
+    # one line of JSON (optuna-dashboard drew the nested value 3,000 pixels tall), read back
+    assert isinstance(ot.user_attrs["affinity"], str) and "\n" not in ot.user_attrs["affinity"]
+    assert set(affinity_of(ot.user_attrs["affinity"])) == set(tasks)
+    assert affinity_of({"a": {"b": 1.0}}) == {"a": {"b": 1.0}}  # a study begun before: as it was
     # baselines do not measure affinity and share keys with studies that do not either
     baselines = client.search_runs([exp], "tags.`mtl.kind` = 'baseline'")
     assert len(baselines) == 3 and not any(

@@ -9,6 +9,7 @@ import pytest
 from mtl_core.data.synthetic import related_tasks
 from sweeps.spec import load_spec
 from sweeps.transfer_matrix import matrix_from_store
+from sweeps.trial import affinity_of
 from tests.helpers import cli, write_study
 
 
@@ -59,7 +60,7 @@ def test_the_affinities_agree(known):
     _, path = known
     spec = load_spec(path)
     (trial,) = optuna.load_study(study_name="known", storage=spec.optuna_storage).trials
-    z = trial.user_attrs["affinity"]  # z[i][j]: a step on i's loss helps j
+    z = affinity_of(trial.user_attrs["affinity"])  # z[i][j]: a step on i's loss helps j
     # a step for the related task helps more than a step for the unrelated one (averaged
     # over 30 epochs, most of them near convergence, the values themselves are near zero)
     assert z["b"]["a"] > z["c"]["a"] and z["a"]["b"] > z["c"]["b"]
