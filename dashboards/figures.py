@@ -53,10 +53,17 @@ def fig_affinity(record: StudyRecord) -> go.Figure | None:
         ]
         for i in tasks
     ]
-    text = [["" if v is None else f"{v:.2e}" for v in row] for row in z]
+    text = [
+        ["" if v is None else f"{v:.2e}" + (" (self)" if i == j else "") for j, v in enumerate(row)]
+        for i, row in enumerate(z)
+    ]
+    # the colours from the pairs: a step on a task's own loss lowers it 10-100 times more
+    # than another's (2e-5 against 1e-6), and a scale set by the diagonal left every pair white
+    pairs = [v for i, row in enumerate(z) for j, v in enumerate(row) if i != j and v is not None]
     return _heatmap(
         z, tasks, tasks, text, "Inter-task affinity Z(row → column): a step on the row's loss "
-        "lowers the column's", "measured task", "task stepped on",
+        "lowers the column's (colours from the pairs; the diagonal, a task on itself, saturates)",
+        "measured task", "task stepped on", bound=max(map(abs, pairs), default=None),
     )  # fmt: skip
 
 
@@ -231,8 +238,11 @@ def fig_importances(record: StudyRecord) -> go.Figure | None:
 
 def fig_learning_curves(record: StudyRecord, top: int = 3) -> go.Figure | None:
     """Validation metric per epoch for the best trials by validation Δm, against their
-    baselines."""
+    baselines: one panel per task (each its own metric), one colour per trial, the task's
+    baseline dotted in grey (15 lines in 3 colours, one per task, could not be told apart)."""
     # here, not at the top: mlflow loads only when this runs
+    from plotly.subplots import make_subplots
+
     from sweeps.sqlite_stores import mlflow_client
 
     df = (
@@ -243,39 +253,48 @@ def fig_learning_curves(record: StudyRecord, top: int = 3) -> go.Figure | None:
     if df.empty or not record.tracking_uri:
         return None
     client = mlflow_client(record.tracking_uri)
-    figure = go.Figure()
-    palette = ["#1f77b4", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#ff7f0e"]
-    shown = 0
-    for _, row in df.iterrows():
+    palette = ["#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+    curves: dict[str, list] = {}  # task -> [(trial, colour, metric, history)]
+    baselines: dict[str, dict[str, list]] = {}  # task -> baseline run -> history, each once
+    for rank, (_, row) in enumerate(df.iterrows()):
         run = client.get_run(row["run_id"])
-        for index, task in enumerate(row["tasks"].split(",")):
+        for task in row["tasks"].split(","):
             metric = next(iter(names.baseline_metrics(run.data.metrics, task)), None)
             if metric is None:
                 continue
-            colour = palette[index % len(palette)]
             history = client.get_metric_history(row["run_id"], names.valid(task, metric))
-            figure.add_scatter(
-                x=[m.step for m in history], y=[m.value for m in history], mode="lines+markers",
-                name=f"trial {row['number']} · {task}", line={"color": colour},
-                legendgroup=f"{row['number']}",
-            )  # fmt: skip
+            curves.setdefault(task, []).append((row["number"], palette[rank % 7], metric, history))
             base = (
                 row["baseline_runs"].get(task) if isinstance(row["baseline_runs"], dict) else None
             )
-            if base:
-                history = client.get_metric_history(base, names.valid(task, metric))
-                figure.add_scatter(
-                    x=[m.step for m in history], y=[m.value for m in history], mode="lines",
-                    name=f"trial {row['number']} · {task} baseline", line={"color": colour, "dash": "dot"},
-                    legendgroup=f"{row['number']}",
-                )  # fmt: skip
-            shown += 1
-    if not shown:
+            if base and base not in baselines.setdefault(task, {}):  # trials may share one
+                baselines[task][base] = client.get_metric_history(base, names.valid(task, metric))
+    if not curves:
         return None
+    tasks = sorted(curves)
+    figure = make_subplots(
+        rows=1, cols=len(tasks), subplot_titles=[
+            f"{t}: validation {curves[t][0][2]}" for t in tasks
+        ], horizontal_spacing=0.06,
+    )  # fmt: skip
+    for col, task in enumerate(tasks, start=1):
+        for number, colour, _, history in curves[task]:
+            figure.add_scatter(
+                x=[m.step for m in history], y=[m.value for m in history], mode="lines+markers",
+                name=f"trial {number}", line={"color": colour}, legendgroup=f"trial {number}",
+                showlegend=col == 1, row=1, col=col,
+            )  # fmt: skip
+        for k, history in enumerate(baselines.get(task, {}).values()):
+            figure.add_scatter(
+                x=[m.step for m in history], y=[m.value for m in history], mode="lines",
+                name="single-task baseline", line={"color": "#7f7f7f", "dash": "dot"},
+                legendgroup="baseline", showlegend=col == 1 and k == 0, row=1, col=col,
+            )  # fmt: skip
+        figure.update_xaxes(title_text="epoch", row=1, col=col)
     figure.update_layout(
-        title=f"Learning curves of the {len(df)} best trials by validation Δm: validation metric per epoch "
-        "(dotted: the task's single-task baseline)",
-        xaxis_title="epoch", yaxis_title="validation metric", **{**LAYOUT, "height": 480},
+        title=f"Learning curves of the {len(df)} best trials by validation Δm (one colour per "
+        "trial; dotted grey: the task's single-task baseline)",
+        **{**LAYOUT, "height": 460},
     )  # fmt: skip
     return figure
 
@@ -299,9 +318,12 @@ def fig_seed_spread(record: StudyRecord) -> go.Figure | None:
     return figure
 
 
-def _heatmap(z, x, y, text, title, xtitle, ytitle) -> go.Figure:
-    finite = [abs(v) for row in z for v in row if v is not None and math.isfinite(v)]
-    bound = max(finite) if finite and max(finite) > 0 else 1.0
+def _heatmap(z, x, y, text, title, xtitle, ytitle, bound: float | None = None) -> go.Figure:
+    """A diverging heatmap centred on 0; ``bound`` sets the colour range (default: the largest
+    magnitude in ``z``)."""
+    if bound is None or not math.isfinite(bound) or bound <= 0:
+        finite = [abs(v) for row in z for v in row if v is not None and math.isfinite(v)]
+        bound = max(finite) if finite and max(finite) > 0 else 1.0
     figure = go.Figure(
         go.Heatmap(
             z=z, x=x, y=y, text=text, texttemplate="%{text}", colorscale=DIVERGING,
