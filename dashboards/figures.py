@@ -25,16 +25,44 @@ def fig_transfer_matrix(record: StudyRecord) -> go.Figure | None:
     if not matrix.covered:
         return None
     z = [[matrix.mean(i, j) for j in record.tasks] for i in record.tasks]
-    text = [["" if v is None else f"{v:+.2f}" for v in row] for row in z]
-    return _heatmap(
+    tried: dict[frozenset, list[str]] = {}  # a pair -> why its trials did not finish
+    for run in record.trial_runs:
+        pair = names.tasks_of(run)
+        if len(pair) == 2:
+            reasons = tried.setdefault(frozenset(pair), [])
+            if run.data.tags.get(names.STATE) in ("PRUNED", "FAIL"):
+                reasons.append(run.data.tags.get(names.ERROR, "pruned"))
+    text, hover = [], []
+    for i in record.tasks:
+        row_text, row_hover = [], []
+        for j in record.tasks:
+            value, pair = matrix.mean(i, j), frozenset((i, j))
+            if i == j:
+                cell, why = "", ""
+            elif value is not None:  # how many runs stand behind the mean
+                cell, why = f"{value:+.2f} (n={matrix.count(i, j)})", ""
+            elif tried.get(pair):  # tried, but no run of the pair finished
+                cell, why = "only pruned", "; ".join(dict.fromkeys(tried[pair]))[:300]
+            else:
+                cell, why = "not tried", ""
+            row_text.append(cell)
+            row_hover.append(why)
+        text.append(row_text)
+        hover.append(row_hover)
+    figure = _heatmap(
         z,
         record.tasks,
         record.tasks,
         text,
-        "Pair transfer matrix: Δ % of the row's task trained with the column's alone",
+        "Pair transfer matrix: Δ % of the row's task trained with the column's alone "
+        "(n = runs behind the mean)",
         "with",
         "task",
     )
+    figure.data[0].update(
+        customdata=hover, hovertemplate="%{y} with %{x}: %{text}<br>%{customdata}<extra></extra>"
+    )
+    return figure
 
 
 def fig_affinity(record: StudyRecord) -> go.Figure | None:

@@ -137,11 +137,13 @@ function sortTable(th) {
   th.dataset.order = asc ? 'asc' : 'desc';
   const key = cell => {
     const text = cell.textContent.trim(), number = parseFloat(text.replace('±', ' '));
-    return isNaN(number) ? text : number;
+    return text === '' ? null : isNaN(number) ? text : number;
   };
   const rows = Array.from(body.rows).sort((a, b) => {
     const x = key(a.cells[index]), y = key(b.cells[index]);
     if (x === y) return 0;
+    if (x === null) return 1;  // blanks (pruned, failed, not measured) last either way
+    if (y === null) return -1;
     if (typeof x === 'number' && typeof y === 'number') return asc ? x - y : y - x;
     return asc ? String(x).localeCompare(String(y)) : String(y).localeCompare(String(x));
   });
@@ -178,6 +180,9 @@ def fig_leaderboard(record: StudyRecord) -> go.Figure:
             tints.append(_colour(value, flag))
         values.append(texts)
         colours.append(tints)
+    header.append("note")  # why a trial was pruned or failed
+    values.append(df["error"].fillna("").map(lambda text: str(text)[:200]))
+    colours.append([NEUTRAL] * len(df))
     figure = go.Figure(
         go.Table(
             header={

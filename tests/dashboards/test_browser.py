@@ -149,3 +149,28 @@ def test_served_dashboard_follows_the_study(tmp_path):
         assert proc.wait(timeout=20) == 0
     finally:
         stop_group(proc)
+
+
+def test_sorting_a_column_keeps_blank_cells_last_either_way(tmp_path):
+    # a first click on a Δ column put the pruned trials' blank cells on top
+    from dashboards.page import _SORT_JS
+
+    rows = "".join(
+        f"<tr><td>{n}</td><td>{v}</td></tr>"
+        for n, v in [(0, "+1.00"), (1, ""), (2, "-3.50"), (3, "+0.20"), (4, "")]
+    )
+    script = (
+        "window.onload = () => { const th = document.querySelector('th:nth-child(2)');"
+        " sortTable(th); document.body.dataset.asc = order();"
+        " sortTable(th); document.body.dataset.desc = order(); };"
+        " function order() { return Array.from(document.querySelectorAll('tbody tr'))"
+        ".map(r => r.cells[0].textContent).join(','); }"
+    )
+    page = tmp_path / "sort.html"
+    page.write_text(
+        f"<html><body><table><thead><tr><th>trial</th><th>Δ</th></tr></thead><tbody>{rows}"
+        f"</tbody></table><script>{_SORT_JS}{script}</script></body></html>"
+    )
+    dom, console = open_in_browser(page, tmp_path / "sort.png")
+    assert not console, console
+    assert 'data-asc="2,3,0,1,4"' in dom and 'data-desc="0,3,2,1,4"' in dom, dom[-800:]

@@ -168,3 +168,39 @@ def test_seeded_results_show_intervals_and_tell_real_negatives_from_noise(tmp_pa
         "2 task result(s) with negative transfer (1 significant at 95% over seeds, 1 within noise)"
         in page
     )
+
+
+def test_pair_cells_say_how_many_runs_and_tell_untried_from_only_pruned(store):
+    from dataclasses import replace
+
+    from dashboards.figures import fig_transfer_matrix
+    from dashboards.load import load_study
+
+    _, uri = store
+    record = replace(load_study(uri, "dash"), tasks=["amazon", "imdb", "yelp", "books"])
+    heat = fig_transfer_matrix(record).data[0]
+    cell = {
+        (i, j): heat.text[a][b]
+        for a, i in enumerate(record.tasks)
+        for b, j in enumerate(record.tasks)
+    }
+    why = {
+        (i, j): heat.customdata[a][b]
+        for a, i in enumerate(record.tasks)
+        for b, j in enumerate(record.tasks)
+    }
+    assert cell["imdb", "yelp"] == "+2.50 (n=1)" and cell["amazon", "imdb"] == "-4.25 (n=1)"
+    assert cell["amazon", "yelp"] == cell["yelp", "amazon"] == "only pruned"
+    assert why["amazon", "yelp"] == "pruned at epoch 2"  # its reason, on hover
+    assert (
+        cell["books", "imdb"] == cell["imdb", "books"] == "not tried" and why["books", "imdb"] == ""
+    )
+    assert cell["imdb", "imdb"] == ""
+
+
+def test_the_leaderboard_says_why_a_trial_was_pruned(store):
+    folder, uri = store
+    html = build_dashboard(uri, "dash", folder / "why.html").read_text()
+    table = html.split("class='leaderboard'", 1)[1].split("</table>", 1)[0]
+    assert "<th onclick='sortTable(this)' title='sort'>note</th>" in table
+    assert "pruned at epoch 2" in table
