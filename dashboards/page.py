@@ -48,7 +48,7 @@ MISSING = {
     "fig_schedule_weighting": "Schedule × weighting: the study did not vary them.",
     "fig_hidden_size": "Hidden size: the study did not vary it.",
     "fig_history": "Optimisation history: no complete trial with a validation Δm yet.",
-    "fig_importances": "Parameter importances: need three complete trials and a searched setting.",
+    "fig_importances": "Parameter importances: the study searched no setting.",
     "fig_learning_curves": "Learning curves: no complete trial with recorded curves.",
     "fig_seed_spread": "Spread across seeds: every trial ran one seed (`training.seeds`).",
 }
@@ -80,8 +80,11 @@ def render(record: StudyRecord, refresh_s: int | None = None) -> str:
         if not complete.empty:
             sections.append(_figure(fig_task_deltas(record)))
             for name, text in MISSING.items():
-                figure = getattr(figures, name)(record)
-                sections.append(_figure(figure) if figure is not None else _note(text))
+                figure = getattr(figures, name)(record)  # a figure, or a note of its own
+                if isinstance(figure, str):
+                    sections.append(_note(figure))
+                else:
+                    sections.append(_figure(figure) if figure is not None else _note(text))
     body = "\n".join(sections)
     title = html.escape(f"mtl-sweeps · {record.name}")
     meta = f"<meta http-equiv='refresh' content='{int(refresh_s)}'>\n" if refresh_s else ""

@@ -40,7 +40,7 @@ def studies(tmp_path_factory):
     full = small_study(
         "browser",
         training={"epochs": 2, "seeds": 2, "affinity_every": 5},
-        search={"n_trials": 5, "sampler": "random", "pruner": "none", "space": {
+        search={"n_trials": 12, "sampler": "random", "pruner": "none", "space": {
             "model.hidden_size": {"low": 8, "high": 32, "log": True},
             "training.schedule": {"choices": ["joint", "round_robin"]},
             "training.weighting": {"choices": ["equal", "inverse_size"]}}},

@@ -84,9 +84,13 @@ def test_page_is_offline_and_complete(store):
     assert get_plotlyjs() in text
     assert text.count("cdn.plot.ly") == get_plotlyjs().count("cdn.plot.ly")
     assert len(text) > 1_000_000
-    # Δ per task and the figures these trials allow (pair matrix, history, importances);
-    # the other figures say what they miss instead of failing
-    assert text.count('class="plotly-graph-div"') == 4
+    # Δ per task and the figures these trials allow (pair matrix, history); the other
+    # figures say what they miss instead of failing: importances from 3 trials would mislead
+    assert text.count('class="plotly-graph-div"') == 3
+    assert (
+        "Parameter importances: 3 complete trials over 1 searched settings; they are drawn from 10 (7 more)"
+        in text
+    )
     assert "<table class='leaderboard'>" in text and "sortTable(this)" in text
     assert "Affinity matrix: no trial measured affinities" in text
     for task in ("imdb", "yelp", "amazon"):
