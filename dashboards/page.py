@@ -224,14 +224,16 @@ def fig_task_deltas(record: StudyRecord) -> go.Figure:
         noise = (
             (significant == 0) if significant is not None else pd.Series(False, index=rows.index)
         )
-        # traces in one slot (offsetgroup): gains in the task's colour, losses in red; with
-        # several seeds, losses whose 95% interval holds zero in pale red (noise, not transfer)
+        # traces in one slot (offsetgroup), every bar in the task's colour (all-red losses
+        # hid which task lost): losses hatched with a red outline; with several seeds, losses
+        # whose 95% interval holds zero dotted with a pale outline (noise, not transfer)
+        colour = _TASK_COLOURS[index % len(_TASK_COLOURS)]
         kinds = (
-            ("gain", rows[column] >= 0, _TASK_COLOURS[index % len(_TASK_COLOURS)]),
-            ("loss", (rows[column] < 0) & ~noise, NEGATIVE),
-            ("loss within noise", (rows[column] < 0) & noise, NOISE),
+            ("gain", rows[column] >= 0, {"color": "#333333", "width": 0.5}, ""),
+            ("loss", (rows[column] < 0) & ~noise, {"color": NEGATIVE, "width": 2.5}, "x"),
+            ("loss within noise", (rows[column] < 0) & noise, {"color": NOISE, "width": 1.5}, "."),
         )
-        for kind, mask, colour in kinds:
+        for kind, mask, outline, hatch in kinds:
             part = rows[mask]
             if kind != "gain" and part.empty:
                 continue
@@ -243,7 +245,7 @@ def fig_task_deltas(record: StudyRecord) -> go.Figure:
                 error_y=None
                 if ci is None
                 else {"type": "data", "array": ci.fillna(0).tolist(), "visible": True},
-                marker={"color": colour, "line": {"color": "#333333", "width": 0.5}},
+                marker={"color": colour, "line": outline, "pattern": {"shape": hatch}},
                 offsetgroup=task,
                 legendgroup=task,
                 showlegend=kind != "loss",
@@ -253,7 +255,8 @@ def fig_task_deltas(record: StudyRecord) -> go.Figure:
     figure.update_xaxes(type="category", categoryorder="array", categoryarray=order)
     figure.add_hline(y=0, line={"color": "#333333", "width": 1})
     figure.update_layout(
-        title="Δ per task and trial, in % of the single-task baseline (negative = negative transfer, in red)",
+        title="Δ per task and trial, in % of the single-task baseline (negative transfer: hatched, "
+        "outlined red; within noise: dotted)",
         barmode="group",
         yaxis_title="Δ %",
         height=450,

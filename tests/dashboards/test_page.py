@@ -111,18 +111,23 @@ def test_page_is_offline_and_complete(store):
     assert "-4.25" in text and NEGATIVE in text
 
 
-def test_negative_bars_are_red(store):
+def test_negative_bars_keep_their_task_colour_and_are_hatched_in_red(store):
+    # all-red losses hid which task lost: a loss is its task's colour, hatched, outlined red
     from dashboards.load import load_study
     from dashboards.page import fig_task_deltas
 
     fig = fig_task_deltas(load_study(store[1], "dash"))
-    colour_of = {}  # (task, trial) -> bar colour
+    bar = {}  # (task, trial) -> (fill colour, hatch, outline colour)
     for trace in fig.data:
         for x in trace.x:
-            colour_of[(trace.legendgroup, x)] = trace.marker.color
-    assert colour_of[("amazon", "trial 1")] == NEGATIVE  # Δ -4.25
-    assert colour_of[("imdb", "trial 3")] == NEGATIVE  # Δ -1.0
-    assert colour_of[("amazon", "trial 3")] != NEGATIVE  # Δ +0.5
+            bar[(trace.legendgroup, x)] = (
+                trace.marker.color, trace.marker.pattern.shape, trace.marker.line.color
+            )  # fmt: skip
+    amazon = bar[("amazon", "trial 3")][0]  # Δ +0.5: a gain, plain
+    assert bar[("amazon", "trial 3")][1:] == ("", "#333333")
+    assert bar[("amazon", "trial 1")] == (amazon, "x", NEGATIVE)  # Δ -4.25, amazon's colour
+    imdb = bar[("imdb", "trial 0")][0]
+    assert bar[("imdb", "trial 3")] == (imdb, "x", NEGATIVE) and imdb != amazon  # Δ -1.0
     legend = {t.name: t.marker.color for t in fig.data if t.showlegend}
     assert sorted(legend) == ["amazon", "imdb", "yelp"] and NEGATIVE not in legend.values()
 
@@ -161,9 +166,11 @@ def test_seeded_results_show_intervals_and_tell_real_negatives_from_noise(tmp_pa
     colour_of = {}
     for trace in fig_task_deltas(record).data:
         for x, err in zip(trace.x, trace.error_y.array, strict=True):
-            colour_of[(trace.legendgroup, x)] = (trace.marker.color, err)
-    assert colour_of[("imdb", "trial 0")] == (NEGATIVE, 1.0)  # real negative transfer
-    assert colour_of[("yelp", "trial 0")] == (NOISE, 2.5)  # within noise
+            colour_of[(trace.legendgroup, x)] = (
+                trace.marker.pattern.shape, trace.marker.line.color, err
+            )  # fmt: skip
+    assert colour_of[("imdb", "trial 0")] == ("x", NEGATIVE, 1.0)  # real negative transfer
+    assert colour_of[("yelp", "trial 0")] == (".", NOISE, 2.5)  # within noise
     table = fig_leaderboard(record).data[0]
     texts = [t for column in table.cells.values for t in column]
     assert "-3.00 ±1.00*" in texts and "-1.00 ±2.50" in texts
