@@ -1,5 +1,6 @@
-"""How fast the light commands answer: `sweeps --help` and `sweeps validate` against a plain
-`import torch, mlflow` (what they would cost if they loaded the heavy libraries).
+"""How fast the light commands answer: `sweeps --help`, `sweeps methods` and `sweeps validate`
+against a plain `import torch, mlflow` (what they would cost if they loaded the heavy
+libraries). Issue 18's target: each under 1 s of its own on an idle 2-core machine.
 
     python benchmarks/cli_startup.py [--repeat 5]
 """
@@ -32,9 +33,11 @@ def main() -> None:
     args = parser.parse_args()
     py = sys.executable
     help_s = seconds([py, "-m", "sweeps", "--help"], args.repeat)
+    methods_s = seconds([py, "-m", "sweeps", "methods"], args.repeat)
     validate_s = seconds([py, "-m", "sweeps", "validate", str(STUDY)], args.repeat)
     heavy_s = seconds([py, "-c", "import torch, mlflow"], args.repeat)
     print(f"sweeps --help                  {help_s:6.2f} s (median of {args.repeat})")
+    print(f"sweeps methods                 {methods_s:6.2f} s")
     print(f"sweeps validate (sentiment)    {validate_s:6.2f} s")
     print(f"python -c 'import torch,mlflow' {heavy_s:5.2f} s")
     print(f"ratio --help / heavy imports   {help_s / heavy_s:6.2f}")

@@ -88,6 +88,21 @@ def test_help_and_validate_load_neither_torch_nor_mlflow(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+    # `sweeps methods` prints a table from the registry: not even scikit-learn or pandas (it
+    # took 1.25 s when `import mtl_core` loaded them; 0.17 s now, benchmarks/cli_startup.py)
+    methods = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from sweeps.cli import app\n"
+        "r = CliRunner().invoke(app, ['methods'])\n"
+        "assert r.exit_code == 0 and 'pcgrad' in r.output, r.output\n"
+        "print(sorted(m for m in ('torch', 'mlflow', 'optuna', 'sklearn', 'pandas') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", methods], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
 
 
 def test_status_before_any_run(tmp_path):
