@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 class Reporter:
     """Quiet by default; ``LiveReporter`` and ``LineReporter`` show progress."""
 
-    def start(self, study: str, done: int, total: int) -> None: ...
+    def start(self, study: str, done: int, total: int, who: str = "") -> None: ...
 
     def trial_started(self, number: int, tasks: list[str], params: dict) -> None: ...
 
@@ -23,8 +23,16 @@ class Reporter:
     def epoch(self, epoch: int, epochs: int) -> None: ...
 
     def trial_finished(
-        self, number: int, state: str, value: float | None, best: float | None, note: str = ""
-    ) -> None: ...
+        self,
+        number: int,
+        state: str,
+        value: float | None,
+        best: float | None,
+        note: str = "",
+        finished: int | None = None,
+    ) -> None:
+        """``finished``: the study's finished trials, every process's (a worker counting its
+        own printed [1/4] beside another's [1/4])."""
 
     def confirmed(self, number: int, value: float | None, seeds: int, note: str = "") -> None: ...
 
@@ -47,15 +55,22 @@ class LineReporter(Reporter):
         self.stream = stream or sys.stderr
         self.total = 0
         self.done = 0
+        self.who = ""
 
-    def start(self, study: str, done: int, total: int) -> None:
-        self.done, self.total = done, total
-        print(f"study {study}: {done} of {total} trials finished", file=self.stream, flush=True)
+    def start(self, study: str, done: int, total: int, who: str = "") -> None:
+        self.done, self.total, self.who = done, total, who
+        print(
+            f"{who}study {study}: {done} of {total} trials finished", file=self.stream, flush=True
+        )
 
-    def trial_finished(self, number, state, value, best, note=""):
-        self.done += 1
+    def trial_finished(self, number, state, value, best, note="", finished=None):
+        self.done = finished if finished is not None else self.done + 1
         line = _describe(number, state, value, best, note)
-        print(f"[{self.done}/{self.total}] {line}", file=self.stream, flush=True)
+        print(
+            f"{self.who}{line} (study: {self.done} of {self.total} finished)",
+            file=self.stream,
+            flush=True,
+        )
 
     def confirmed(self, number, value, seeds, note=""):
         print(_confirmed(number, value, seeds, note), file=self.stream, flush=True)
@@ -75,10 +90,14 @@ class LiveReporter(Reporter):
             transient=False,
         )
         self.trials = self.progress.add_task("trials", total=1, info="")
+        self.who = ""
         self.current = self.progress.add_task("trial", total=1, info="", visible=False)
 
-    def start(self, study, done, total):
-        self.progress.update(self.trials, description=f"study {study}", total=total, completed=done)
+    def start(self, study, done, total, who=""):
+        self.who = who
+        self.progress.update(
+            self.trials, description=f"{who}study {study}", total=total, completed=done
+        )
         self.progress.start()
 
     def trial_started(self, number, tasks, params):
@@ -97,11 +116,13 @@ class LiveReporter(Reporter):
     def epoch(self, epoch, epochs):
         self.progress.update(self.current, completed=epoch, total=epochs)
 
-    def trial_finished(self, number, state, value, best, note=""):
-        self.progress.console.print(_describe(number, state, value, best, note))
-        self.progress.update(
-            self.trials, advance=1, info=f"best {best:+.2f}%" if best is not None else ""
-        )
+    def trial_finished(self, number, state, value, best, note="", finished=None):
+        self.progress.console.print(self.who + _describe(number, state, value, best, note))
+        info = f"best {best:+.2f}%" if best is not None else ""
+        if finished is None:
+            self.progress.update(self.trials, advance=1, info=info)
+        else:  # the study's count: other workers' trials too
+            self.progress.update(self.trials, completed=finished, info=info)
         self.progress.update(self.current, visible=False)
 
     def confirmed(self, number, value, seeds, note=""):

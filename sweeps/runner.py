@@ -325,7 +325,8 @@ def run_study(
     summary = RunSummary(spec.name, count_finished(study), parent_run=parent, tracker=tracker)
     confirmed = False
     deadline = time.monotonic() + timeout if timeout else None
-    reporter.start(spec.name, summary.finished, max(target, summary.finished))
+    who = f"worker {worker_index(worker)}: " if worker else ""  # whose line it is
+    reporter.start(spec.name, summary.finished, max(target, summary.finished), who)
     status = "FINISHED"
     try:
         while True:
@@ -361,8 +362,9 @@ def run_study(
             if len(ctx.outcomes) > before:
                 outcome = ctx.outcomes[-1]
                 _, best = best_of(study)
+                finished = sum(counts(t) for t in study.get_trials(deepcopy=False))
                 reporter.trial_finished(
-                    outcome.number, outcome.state, outcome.value, best, outcome.note
+                    outcome.number, outcome.state, outcome.value, best, outcome.note, finished
                 )
         if not summary.stopped_by_timeout and spec.search.confirms:
             summary.confirmed, confirmed = run_confirm(ctx, study, deadline)
