@@ -417,8 +417,9 @@ def predict(
         typer.Option(help="predict with this task's single-task baseline model instead"),
     ] = None,
 ) -> None:
-    """Predict with a recorded model: one column per task output, for every task whose
-    input columns the file holds."""
+    """Predict with a recorded model: a column per output of each task the file can feed.
+
+    A task is predicted when the file holds its input columns."""
 
     def body() -> int:
         spec, _ = _load(study, with_data=False)
@@ -497,9 +498,10 @@ def server(
 
 @app.command()
 def methods() -> None:
-    """List every architecture, trunk, schedule, loss weighting, gradient method, sampler and
-    pruner a study can name, with a line on each, the setting that selects it and its own
-    settings."""
+    """List every method a study can name, with the setting that selects it.
+
+    Architectures, trunks, schedules, loss weightings, gradient methods, samplers and pruners,
+    each with a line on what it does and its own settings."""
     from rich.console import Console
     from rich.table import Table
 
