@@ -21,7 +21,7 @@ from sweeps.space import (
     trial_problems,
 )
 from sweeps.study_data import StudyData
-from sweeps.transfer_matrix import matrix_from_store, print_matrix
+from sweeps.transfer_matrix import pair_matrix, print_matrix
 from sweeps.verdict import pick_winner, share_text, study_runs, winner_lines
 
 
@@ -230,7 +230,8 @@ def print_status(spec: StudySpec, console: Console | None = None) -> None:
         title=f"study {spec.name}",
     )
     hidden = 0
-    for t in study.trials:
+    trials = study.get_trials(deepcopy=False)  # once: `study.trials` copies every trial each time
+    for t in trials:
         if t.user_attrs.get("surplus"):
             hidden += 1
             continue
@@ -242,7 +243,7 @@ def print_status(spec: StudySpec, console: Console | None = None) -> None:
         retry_of = RetryHeartbeatStaleTrialCallback.retried_trial_number(t)
         if t.state == optuna.trial.TrialState.FAIL and not note:
             note = (
-                "worker died (no heartbeat); retried" if _was_retried(study, t) else "worker died"
+                "worker died (no heartbeat); retried" if _was_retried(trials, t) else "worker died"
             )
         if retry_of is not None:
             note = f"retry of trial {retry_of}" + (f"; {note}" if note else "")
@@ -258,7 +259,7 @@ def print_status(spec: StudySpec, console: Console | None = None) -> None:
             note,
         )
     console.print(table)
-    if any(t.user_attrs.get("significant") for t in study.trials):
+    if any(t.user_attrs.get("significant") for t in trials):
         console.print(
             "negative Δ marked `real`: its 95% interval over the seeds excludes zero; "
             "`noise`: it does not (see README, Seeds and significance)"
@@ -280,7 +281,12 @@ def print_status(spec: StudySpec, console: Console | None = None) -> None:
         else:
             console.print("Pareto front: no completed trial yet")
 
-    matrix = matrix_from_store(spec)
+    runs = study_runs(spec)  # MLflow read once: the pair matrix, the winner, the time share
+    pairs = [
+        r for r in runs["trial"] + runs["transfer"] if r.info.status == "FINISHED"
+    ]  # (matrix_from_store would search twice more)
+    matrix = pair_matrix(spec.task_names, pairs)
+    matrix = matrix if matrix.covered else None
     if matrix is not None:
         print_matrix(
             matrix,
@@ -292,7 +298,7 @@ def print_status(spec: StudySpec, console: Console | None = None) -> None:
     if number is None:
         console.print("best by validation: no completed trial yet")
     else:
-        best = study.trials[number]
+        best = trials[number]
         deltas = ", ".join(f"{k} {v:+.2f}%" for k, v in best.user_attrs.get("deltas", {}).items())
         test = best.user_attrs.get("delta_m")
         console.print(
@@ -300,7 +306,6 @@ def print_status(spec: StudySpec, console: Console | None = None) -> None:
             + (f"(its test Δm {test:+.2f}%; test Δ per task: {deltas})" if test is not None else "")
         )
 
-    runs = study_runs(spec)
     if spec.search.confirms or runs["confirm"]:
         for line in winner_lines(pick_winner(runs["trial"], runs["confirm"])):
             console.print(line)
@@ -320,13 +325,12 @@ def _per_task(attrs: dict) -> str:
     return ", ".join(parts)
 
 
-def _was_retried(study, trial) -> bool:
+def _was_retried(trials, trial) -> bool:
     # here, not at the top: optuna loads only when this runs
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     return any(
-        RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == trial.number
-        for t in study.trials
+        RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == trial.number for t in trials
     )
 
 

@@ -178,8 +178,10 @@ def share_text(runs: Iterable[Any]) -> str:
 
 
 def study_runs(spec: Any) -> dict[str, list[Any]]:
-    """The study's trial, confirm and baseline runs from MLflow (empty before its store)."""
-    out: dict[str, list[Any]] = {record.TRIAL: [], record.CONFIRM: [], record.BASELINE: []}
+    """The study's trial, confirm, baseline and transfer runs from MLflow, in one paginated
+    search (empty before its store)."""
+    kinds = (record.TRIAL, record.CONFIRM, record.BASELINE, record.TRANSFER)
+    out: dict[str, list[Any]] = {kind: [] for kind in kinds}
     for run in record.study_search(spec, record.where(not_kind=record.STUDY_RUN)):
         kind = record.kind_of(run)
         if kind in out:

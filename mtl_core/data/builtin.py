@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.datasets import load_digits
 
 from mtl_core.data.readers import DataError
 from mtl_core.data.synthetic import labelling_directions, noisy_labels
@@ -148,6 +147,8 @@ def _related(rows: int, features: int, noise: float, seed: int) -> pd.DataFrame:
 
 
 def _digits() -> dict[str, np.ndarray]:
+    from sklearn.datasets import load_digits  # here: the study schema reads this module (0.6 s)
+
     digits = load_digits()
     return {
         "images": (digits.images / 16.0).astype(np.float32),

@@ -1,0 +1,90 @@
+"""How `sweeps status` scales: a study of ``--trials`` (default 1,000) complete trials, written
+into a fresh workdir's two stores the way sweeps writes them (the MLflow record of
+``dashboard_scale.fill``; the Optuna trials with their params and attributes), then the real
+command timed as a process.
+
+    python benchmarks/status_scale.py [--trials 1000] [--repeat 3]
+
+Issue 18's target: under 2 s for 1,000 trials on an idle 2-core machine (status reads MLflow in
+one paginated search).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location(
+    "dashboard_scale", ROOT / "benchmarks" / "dashboard_scale.py"
+)
+dashboard_scale = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(dashboard_scale)  # type: ignore[union-attr]
+
+
+def fill_optuna(url: str, trials: int) -> None:
+    rng = np.random.default_rng(1)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(study_name="scale", storage=url, direction="maximize")
+    hidden = optuna.distributions.IntDistribution(32, 256)
+    for n in range(trials):
+        deltas = {t: float(rng.normal(1, 5)) for t in dashboard_scale.TASKS}
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"model.hidden_size": int(rng.integers(32, 257))},
+                distributions={"model.hidden_size": hidden},
+                value=float(rng.normal(1, 3)),
+                user_attrs={"deltas": deltas, "delta_m": float(np.mean(list(deltas.values()))),
+                            "valid_delta_m": float(rng.normal(1, 3)), "mlflow_run_id": f"r{n}"},
+            )
+        )  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--trials", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder) / ".sweeps"
+        work.mkdir()
+        started = time.perf_counter()
+        dashboard_scale.fill(f"sqlite:///{work / 'mlflow.db'}", args.trials)
+        fill_optuna(f"sqlite:///{work / 'optuna.db'}", args.trials)
+        print(
+            f"{args.trials} trials written to both stores in {time.perf_counter() - started:.1f} s"
+        )
+        study = {
+            "name": "scale",
+            "tasks": {t: {"path": "builtin:related", "inputs": ["x0"], "target": "a", "type": "binary"}
+                      for t in dashboard_scale.TASKS},
+            "search": {"n_trials": args.trials, "space": {"model.hidden_size": {"low": 32, "high": 256}}},
+        }  # fmt: skip
+        path = Path(folder) / "study.yaml"
+        path.write_text(yaml.safe_dump(study))
+        times = []
+        for _ in range(args.repeat):
+            started = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, "-m", "sweeps", "status", str(path)],
+                capture_output=True, text=True, cwd=ROOT,
+            )  # fmt: skip
+            times.append(time.perf_counter() - started)
+            assert done.returncode == 0, done.stderr
+        lines = done.stdout.count("\n")
+        print(f"sweeps status: {statistics.median(times):.2f} s (median of {args.repeat}; "
+              f"target < 2 s), {lines} lines printed")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
