@@ -286,10 +286,9 @@ def fig_learning_curves(record: StudyRecord, top: int = 3) -> go.Figure | None:
     """Validation metric per epoch for the best trials by validation Δm, against their
     baselines: one panel per task (each its own metric), one colour per trial, the task's
     baseline dotted in grey (15 lines in 3 colours, one per task, could not be told apart)."""
-    # here, not at the top: mlflow loads only when this runs
-    from plotly.subplots import make_subplots
+    from plotly.subplots import make_subplots  # here: only this figure has panels
 
-    from sweeps.sqlite_stores import mlflow_client
+    from sweeps.sqlite_stores import mlflow_client  # here: mlflow loads only when this runs
 
     df = (
         record.complete.dropna(subset=["valid_delta_m"])

@@ -8,6 +8,7 @@ about 2 GB otherwise).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import subprocess
@@ -194,8 +195,15 @@ def _ready(server: subprocess.Popen, health: str) -> str | None:
 
 
 def _reachable(host: str) -> str:
-    """Where this machine reaches a server listening on ``host`` (all interfaces: loopback)."""
-    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    """Where this machine reaches a server listening on ``host``: for all interfaces (the
+    unspecified address of either family, or none), the loopback of that family."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]")) if host else None
+    except ValueError:  # a host name
+        return host
+    if address is None or address.is_unspecified:
+        return "::1" if address is not None and address.version == 6 else "127.0.0.1"
+    return host
 
 
 def _bracketed(host: str) -> str:

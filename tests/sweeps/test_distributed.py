@@ -235,7 +235,13 @@ def test_sweeps_server_masks_the_password_and_keeps_it_off_command_lines(tmp_pat
     backend = postgres_db().replace("postgres@", "postgres:s3cr3t-pw@")  # trust auth: any password
     proc, url = launch_tracking_server(backend, tmp_path / "artifacts", free_port())
     try:
-        banner = proc.log_path.read_text().splitlines()[0]  # the server's output goes to its log
+        deadline, banner = time.monotonic() + 60, ""  # printed once /health answers
+        while time.monotonic() < deadline and not banner:
+            found = [
+                line for line in proc.log_path.read_text().splitlines() if " ready on " in line
+            ]
+            banner = found[0] if found else ""
+            time.sleep(0.2)
         assert "postgres:***@" in banner and "s3cr3t" not in banner
         assert "s3cr3t" not in proc.log_path.read_text()
         assert url.startswith("http://127.0.0.1:")  # bound to localhost unless told otherwise
