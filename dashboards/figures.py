@@ -135,23 +135,40 @@ def fig_pareto(record: StudyRecord) -> go.Figure | None:
 
 
 def fig_schedule_weighting(record: StudyRecord) -> go.Figure | None:
-    df = record.complete.dropna(subset=["delta_m"])
+    """Mean test Δm of the complete trials per schedule × weighting, each cell saying how many
+    trials stand behind it and how many of its kind were pruned or failed (a mean over the
+    survivors alone flattered a cell whose trials were mostly pruned)."""
     a, b = "param:training.schedule", "param:training.weighting"
+    trials = record.trials
+    df = record.complete.dropna(subset=["delta_m"])
     if df.empty or a not in df or b not in df:
         return None
     if df[a].nunique() * df[b].nunique() < 2:
         return None
-    table = df.pivot_table(index=a, columns=b, values="delta_m", aggfunc="mean")
-    counts = df.pivot_table(index=a, columns=b, values="delta_m", aggfunc="count")
-    z = table.to_numpy().tolist()
-    text = [
-        ["" if pd.isna(v) else f"{v:+.2f} (n={int(counts.iloc[r, c])})" for c, v in enumerate(row)]
-        for r, row in enumerate(z)
-    ]
-    z = [[None if pd.isna(v) else v for v in row] for row in z]
+    lost = trials[trials["state"].isin(["PRUNED", "FAIL"])] if a in trials and b in trials else None
+    rows = sorted(set(df[a].dropna()) | (set(lost[a].dropna()) if lost is not None else set()))
+    columns = sorted(set(df[b].dropna()) | (set(lost[b].dropna()) if lost is not None else set()))
+    z, text = [], []
+    for schedule in rows:
+        z_row, text_row = [], []
+        for weighting in columns:
+            cell = df[(df[a] == schedule) & (df[b] == weighting)]["delta_m"]
+            gone = (
+                0 if lost is None else int(((lost[a] == schedule) & (lost[b] == weighting)).sum())
+            )
+            also = f", {gone} pruned or failed" if gone else ""
+            if len(cell):
+                z_row.append(float(cell.mean()))
+                text_row.append(f"{cell.mean():+.2f} (n={len(cell)}{also})")
+            else:
+                z_row.append(None)
+                text_row.append(f"only pruned or failed ({gone})" if gone else "")
+        z.append(z_row)
+        text.append(text_row)
     return _heatmap(
-        z, list(table.columns), list(table.index), text,
-        "Mean test Δm % by schedule × weighting", "weighting", "schedule",
+        z, columns, rows, text,
+        "Mean test Δm % of the complete trials by schedule × weighting (n = complete trials; "
+        "pruned and failed ones counted apart)", "weighting", "schedule",
     )  # fmt: skip
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from dashboards.figures import fig_affinity, fig_learning_curves
+from dashboards.figures import fig_affinity, fig_learning_curves, fig_schedule_weighting
 from dashboards.load import StudyRecord, load_study
 from sweeps.spec import load_spec
 from tests.helpers import cli, small_study, two_tasks, write_study
@@ -69,3 +69,20 @@ def test_learning_curves_give_each_trial_one_colour_and_each_task_a_panel(finish
         per_panel.setdefault(trace.xaxis, []).append(tuple(trace.y))
     assert all(len(set(ys)) == len(ys) for ys in per_panel.values())
     assert sum(t.showlegend is not False for t in baselines) == 1
+
+
+def test_schedule_by_weighting_cells_count_the_pruned_apart():
+    rows = [("joint", "equal", "COMPLETE", 1.0), ("joint", "equal", "COMPLETE", 3.0),
+            ("joint", "equal", "PRUNED", None), ("joint", "uw", "PRUNED", None),
+            ("joint", "uw", "FAIL", None), ("round_robin", "equal", "COMPLETE", -1.0)]  # fmt: skip
+    trials = pd.DataFrame(
+        [{"number": n, "state": state, "delta_m": value, "param:training.schedule": schedule,
+          "param:training.weighting": weighting}
+         for n, (schedule, weighting, state, value) in enumerate(rows)]
+    )  # fmt: skip
+    heat = fig_schedule_weighting(StudyRecord("s", True, trials, ["a", "b"])).data[0]
+    cell = {(y, x): heat.text[i][j] for i, y in enumerate(heat.y) for j, x in enumerate(heat.x)}
+    assert cell["joint", "equal"] == "+2.00 (n=2, 1 pruned or failed)"
+    assert cell["joint", "uw"] == "only pruned or failed (2)"  # a mean over none is no cell
+    assert cell["round_robin", "equal"] == "-1.00 (n=1)" and cell["round_robin", "uw"] == ""
+    assert heat.z[list(heat.y).index("joint")][list(heat.x).index("uw")] is None
