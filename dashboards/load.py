@@ -43,7 +43,7 @@ def load_study(tracking_uri: str, experiment_name: str) -> StudyRecord:
     confirm = names.search_all(client, experiment.experiment_id, names.of_kind(names.CONFIRM))
     rows = [_row(run) for run in runs]
     tasks = sorted({t for row in rows for t in row["tasks"].split(",") if t})
-    finished = [r for r in runs if r.info.status == "FINISHED"] + transfer
+    finished = [r for r in runs if names.has_results(r)] + transfer
     return StudyRecord(
         experiment_name,
         True,

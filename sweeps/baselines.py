@@ -117,7 +117,8 @@ class Baselines:
         """``is_dead(ref)``: whether the trial that claimed a key has died (its worker stopped
         sending heartbeats), so that its claim can be taken over; ``ref`` is a search trial's
         number, or ``confirm:N`` for a confirm trial's."""
-        self.spec, self.data, self.tracker, self.parent = spec, data, tracker, parent_run
+        self.spec, self.data, self.tracker, self.study_run = spec, data, tracker, parent_run
+        self._group: str | None = None  # the "baselines" run under the study's, made on need
         self.is_dead = is_dead
         self._known: dict[str, Baseline] = {}
         self._teachers: dict[str, np.ndarray] = {}
@@ -278,7 +279,19 @@ class Baselines:
         if trial_number is not None:
             tags[record.TRAINED_IN_TRIAL] = str(trial_number)
         name = f"baseline · {task} · h{model.get('model.hidden_size', '?')} · seed {seed}"
-        return self.tracker.start_run(name, self.parent, tags, params)
+        return self.tracker.start_run(name, self._group_run(), tags, params)
+
+    def _group_run(self) -> str:
+        if self._group is None:
+            self._group = self.tracker.group_run(
+                self.study_run,
+                self.spec.name,
+                "baselines",
+                f"The single-task baselines of study {self.spec.name}: one run per task, "
+                "settings key and seed, trained once and reused by every trial that needs it "
+                "(tag `mtl.baseline_key`).",
+            )
+        return self._group
 
     def _train(self, task, key, metric, seed, run_id, config: TrialConfig, extra, on_train):
         # here, not at the top: torch loads only when this runs

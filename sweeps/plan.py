@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mtl_core.methods import MULTI_TASK_ONLY, SINGLE_TASK_TRAINING, baseline_model_setting
+from sweeps import record
 from sweeps.masking import mask
 from sweeps.schema import ChoicesParam, RangeParam, StudySpec, SubsetsParam
 from sweeps.space import (
@@ -283,7 +284,7 @@ def print_status(spec: StudySpec, console: Console | None = None) -> None:
 
     runs = study_runs(spec)  # MLflow read once: the pair matrix, the winner, the time share
     pairs = [
-        r for r in runs["trial"] + runs["transfer"] if r.info.status == "FINISHED"
+        r for r in runs["trial"] + runs["transfer"] if record.has_results(r)
     ]  # (matrix_from_store would search twice more)
     matrix = pair_matrix(spec.task_names, pairs)
     matrix = matrix if matrix.covered else None

@@ -32,6 +32,8 @@ TRANSFER_KEY = "mtl.transfer_key"
 SETTINGS = "mtl.settings"  # a transfer run's settings label
 ARTIFACT_ERROR = "mtl.artifact_error"
 MODEL_SEED = "mtl.model_seed"  # a run with a model (artifact path `model`): its model's seed
+GROUP_OF = "mtl.group"  # a group run: what its children are ("baselines")
+DESCRIPTION = "mlflow.note.content"  # the run's description in the MLflow UI (markdown)
 _BASELINE_RUN = "mtl.baseline_run."
 
 
@@ -57,6 +59,7 @@ EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 # kinds of run
 STUDY_RUN, TRIAL, BASELINE, CONFIRM, TRANSFER = "study", "trial", "baseline", "confirm", "transfer"
+GROUP = "group"  # a run that only holds others (the study's baselines), so the trial list reads
 
 # metrics of one number per run
 DELTA_M = "delta_m"  # test Δm (also as test/delta_m)
@@ -72,6 +75,10 @@ SIGNIFICANT, STD, CI95 = "_significant", "_std", "_ci95"  # suffixes over seeds
 SUMMARY_BASELINE_S, SUMMARY_TRIAL_S = "summary/baseline_s", "summary/trial_s"
 SUMMARY_BASELINE_SHARE = "summary/baseline_share_pct"
 SUMMARY_GROUPS_PREDICTED = "summary/groups_predicted"
+SUMMARY_WINNER = "summary/winner_trial"  # the trial chosen on validation (confirmed if it was)
+SUMMARY_VALID_DELTA_M = "summary/valid_delta_m"  # its validation Δm (with _ci95 over seeds)
+SUMMARY_TEST_DELTA_M = "summary/test_delta_m"  # its test Δm, reported, never chosen on
+SUMMARY_SEEDS = "summary/seeds"  # the seeds behind those two figures
 
 
 def summary_trials(state: str) -> str:
@@ -211,6 +218,12 @@ def state_of(run: Any) -> str:
 
 def is_complete(run: Any) -> bool:
     return run.info.status == "FINISHED" and run.data.tags.get(STATE) == "COMPLETE"
+
+
+def has_results(run: Any) -> bool:
+    """A FINISHED run that was not pruned: a pruned trial's run is FINISHED too (the MLflow UI
+    marks KILLED and FAILED runs as failures), with ``mtl.state`` PRUNED and no test figures."""
+    return run.info.status == "FINISHED" and run.data.tags.get(STATE) not in ("PRUNED", "FAIL")
 
 
 def quote(value: str) -> str:

@@ -15,6 +15,7 @@ text at its top.
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,7 @@ class Report:
 
     blocks: list[tuple] = field(default_factory=list)
     summary: dict[str, float] = field(default_factory=dict)  # summary/... metrics it adds up
+    description: str = ""  # the study run's description in the MLflow UI (a few lines)
 
     def markdown(self) -> str:
         out: list[str] = []
@@ -118,8 +120,10 @@ def build_report(
                 record.SUMMARY_BASELINE_SHARE: 100 * baseline_s / trial_s,
             }
         )
+    report.summary.update(_winner_summary(winner))
     report.blocks.append(("h1", f"Verdict: study {name}"))
     counted = ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items()))
+    report.description = _description(name, len(trial_runs), counted, winner, trial_s, baseline_s)
     report.blocks.append(
         (
             "p",
@@ -144,7 +148,7 @@ def build_report(
                 "fresh seeds and the winner is the best of them on validation.",
             )
         )
-    finished = [r for r in trial_runs if r.info.status == "FINISHED"]
+    finished = [r for r in trial_runs if record.has_results(r)]
     _per_task(report, winner, tasks, [*finished, *transfer_runs])
     _grouping(report, tasks, [*finished, *transfer_runs])
     _settings(report, complete)
@@ -157,6 +161,44 @@ def build_report(
             )
         )
     return report
+
+
+def _winner_summary(winner: Winner) -> dict[str, float]:
+    """The winner's figures as the study run's metrics: its trial, validation and test Δm
+    (with their 95% half-widths where seeds give one) and the seeds behind them."""
+    out = {
+        record.SUMMARY_WINNER: float(winner.number),
+        record.SUMMARY_VALID_DELTA_M: winner.valid_delta_m.value,
+        record.SUMMARY_TEST_DELTA_M: winner.test_delta_m.value,
+        record.SUMMARY_SEEDS: float(winner.valid_delta_m.seeds),
+    }
+    for name, figure in (
+        (record.SUMMARY_VALID_DELTA_M, winner.valid_delta_m),
+        (record.SUMMARY_TEST_DELTA_M, winner.test_delta_m),
+    ):
+        if figure.ci95 is not None:
+            out[name + record.CI95] = figure.ci95
+    return {k: v for k, v in out.items() if math.isfinite(v)}
+
+
+def _description(
+    name: str, trials: int, counted: str, winner: Winner, trial_s: float, baseline_s: float
+) -> str:
+    how = (
+        f"confirmed with {winner.valid_delta_m.seeds} fresh seeds"
+        if winner.confirmed
+        else "not confirmed with fresh seeds"
+    )
+    lines = [
+        f"**Study {name}**: {trials} trials ({counted}).",
+        f"Winner, chosen on validation: trial {winner.number} on {', '.join(winner.tasks)} "
+        f"({how}): validation Δm {winner.valid_delta_m.text()}; test Δm (reported, never "
+        f"chosen on) {winner.test_delta_m.text()}.",
+    ]
+    if trial_s > 0:
+        lines.append(f"Baselines took {100 * baseline_s / trial_s:.0f}% of the trial time.")
+    lines.append("The verdict is the artifact `report.md`; the metrics `summary/...` hold it.")
+    return "\n\n".join(lines)
 
 
 def _recommendation(report: Report, winner: Winner) -> None:
@@ -357,7 +399,11 @@ def write_report(spec: Any, quiet_missing: bool = False, tracker: Any = None) ->
     study = tracker.search(record.of_kind(record.STUDY_RUN, **{record.STUDY: spec.name}))
     if study:
         run_id = min(study, key=lambda r: (r.info.start_time, r.info.run_id)).info.run_id
-        tracker.log(run_id, metrics=[(k, v, 0) for k, v in report.summary.items()])
+        tracker.log(
+            run_id,
+            metrics=[(k, v, 0) for k, v in report.summary.items()],
+            tags={record.DESCRIPTION: report.description},
+        )
         tracker.log_artifact(run_id, path)
     return path
 

@@ -180,27 +180,52 @@ class Tracker:
 
     def study_run(self, name: str, params: Mapping[str, Any], reopen: bool = True) -> str:
         """The study's parent run: found again by its tag, created on the first start, and
-        marked RUNNING again when ``reopen``. Workers starting a fresh study at the same moment
-        may each create one: the earliest stays, the others are deleted."""
-        query = record.of_kind(record.STUDY_RUN, **{record.STUDY: name})
+        marked RUNNING again when ``reopen``."""
+        tags = {record.KIND: record.STUDY_RUN, record.STUDY: name}
+        description = (
+            f"Study {name}: its trials, confirm runs and (under `baselines`) the single-task "
+            "baselines they are compared with. The verdict replaces this text when the study "
+            "is complete."
+        )
+        run, created = self._one_run(f"study {name}", tags, description)
+        if created:
+            self.log(run.info.run_id, params=params)
+        elif reopen and run.info.status != "RUNNING":
+            self.client.update_run(run.info.run_id, status="RUNNING")
+        return run.info.run_id
+
+    def group_run(self, study_run: str, study: str, group: str, description: str) -> str:
+        """A run under the study's that only holds others (``group``: "baselines"), so the
+        trial list stays readable; it is FINISHED from the start."""
+        tags = {
+            record.KIND: record.GROUP,
+            record.STUDY: study,
+            record.GROUP_OF: group,
+            "mlflow.parentRunId": study_run,
+        }
+        run, created = self._one_run(group, tags, description)
+        if created:
+            self.client.set_terminated(run.info.run_id, status="FINISHED")
+        return run.info.run_id
+
+    def _one_run(self, name: str, tags: Mapping[str, str], description: str) -> tuple[Any, bool]:
+        """The run with these tags, found again or created (and whether this call created it).
+        Workers creating it at the same moment may each make one: the earliest stays, the
+        others are deleted."""
+        query = record.where({k: v for k, v in tags.items() if k != "mlflow.parentRunId"})
         runs = self.search(query)
+        created = None
         if not runs:
             created = self.client.create_run(
                 self.experiment_id,
-                run_name=f"study {name}",
-                tags={record.KIND: record.STUDY_RUN, record.STUDY: name},
+                run_name=name,
+                tags={**tags, record.DESCRIPTION: description},
             ).info.run_id
             runs = self.search(query)
-            first = min(runs, key=lambda r: (r.info.start_time, r.info.run_id))
-            if first.info.run_id != created:
-                self.client.delete_run(created)
-            else:
-                self.log(created, params=params)
-            return first.info.run_id
-        run = min(runs, key=lambda r: (r.info.start_time, r.info.run_id))
-        if reopen and run.info.status != "RUNNING":
-            self.client.update_run(run.info.run_id, status="RUNNING")
-        return run.info.run_id
+        first = min(runs, key=lambda r: (r.info.start_time, r.info.run_id))
+        if created is not None and first.info.run_id != created:
+            self.client.delete_run(created)
+        return first, created is not None and first.info.run_id == created
 
     def start_run(
         self, name: str, parent: str | None, tags: Mapping[str, str], params: Mapping[str, Any]
@@ -213,11 +238,18 @@ class Tracker:
         return run.info.run_id
 
     def end_run(
-        self, run_id: str, status: str = "FINISHED", tags: Mapping[str, str] | None = None
+        self,
+        run_id: str,
+        status: str = "FINISHED",
+        tags: Mapping[str, str] | None = None,
+        name: str | None = None,
     ) -> None:
+        """Close a run; ``name``: its new name (a pruned trial's says so)."""
         if tags:
             self.log(run_id, tags=tags)
         self.client.set_terminated(run_id, status=status)
+        if name:
+            self.client.update_run(run_id, name=name)
 
     def log(
         self,

@@ -310,7 +310,8 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
         return summary.valid_delta_m
     except optuna.TrialPruned as exc:
         reason = str(exc) or "pruned"
-        _close(ctx, run_id, started, times, "KILLED", "PRUNED", reason)
+        # FINISHED, not KILLED: the MLflow UI draws KILLED as a failure; the name says pruned
+        _close(ctx, run_id, started, times, "FINISHED", "PRUNED", reason, f"{name} · pruned")
         trial.set_user_attr("reason", shown(reason))
         ctx.outcomes.append(TrialOutcome(trial.number, "PRUNED", note=reason))
         raise
@@ -542,7 +543,8 @@ def _close(
     status: str,
     state: str,
     reason: str,
+    name: str | None = None,
 ) -> None:
     seconds = time.perf_counter() - started
     ctx.tracker.log(run_id, metrics=record.time_metrics(times["train"], times["baseline"], seconds))
-    ctx.tracker.end_run(run_id, status, {record.STATE: state, **record.error_tag(reason)})
+    ctx.tracker.end_run(run_id, status, {record.STATE: state, **record.error_tag(reason)}, name)

@@ -83,6 +83,37 @@ def test_one_parent_run_with_dashboard(client, experiment_id, study_dir):
         assert f"trial {number}" in html
 
 
+def test_the_run_tree_reads_in_the_mlflow_ui(client, experiment_id, study_dir):
+    """Trials under the study run; the baselines under one "baselines" run of it, so the
+    trial list is not interleaved with them; the study run carries the verdict as metrics and
+    its description, and the figures are the winner's (chosen on validation)."""
+    (study,) = runs_of(client, experiment_id, "study")
+    (group,) = runs_of(client, experiment_id, "group")
+    parent = study.info.run_id
+    assert group.info.run_name == "baselines" and group.info.status == "FINISHED"
+    assert group.data.tags["mlflow.parentRunId"] == parent
+    assert group.data.tags["mtl.group"] == "baselines"
+    assert "single-task baselines" in group.data.tags["mlflow.note.content"]
+    baselines = runs_of(client, experiment_id, "baseline")
+    assert baselines and {r.data.tags["mlflow.parentRunId"] for r in baselines} == {
+        group.info.run_id
+    }
+    trials = runs_of(client, experiment_id, "trial")
+    assert {r.data.tags["mlflow.parentRunId"] for r in trials} == {parent}
+    summary = study.data.metrics
+    assert summary["summary/trials_complete"] == 4
+    best = max(trials, key=lambda r: r.data.metrics["valid/delta_m"])
+    number = int(best.data.tags["mtl.trial_number"])
+    assert summary["summary/winner_trial"] == number
+    assert summary["summary/valid_delta_m"] == best.data.metrics["valid/delta_m"]
+    assert summary["summary/test_delta_m"] == best.data.metrics["delta_m"]
+    assert summary["summary/seeds"] == 1
+    assert 0 <= summary["summary/baseline_share_pct"] <= 100
+    note = study.data.tags["mlflow.note.content"]
+    assert f"Winner, chosen on validation: trial {number} " in note
+    assert "4 trials (4 complete)" in note and "1 seed: no interval" in note
+
+
 def test_trial_runs_tags_params_metrics(client, experiment_id, study_dir):
     parent = runs_of(client, experiment_id, "study")[0].info.run_id
     study = optuna.load_study(

@@ -48,8 +48,14 @@ def test_sampled_combination_that_cannot_train_is_pruned_with_reason(tmp_path):
             assert run.data.tags["mtl.state"] == "PRUNED"
             assert "needs a weight for every task" in run.data.tags["mtl.error"]
             assert not any(k.startswith("delta") for k in run.data.metrics)
+            # a pruned trial is not a failure: FINISHED (the MLflow UI draws KILLED as a red
+            # cross), and its name says what happened
+            assert run.info.status == "FINISHED"
+            assert run.info.run_name.startswith(f"trial {t.number} · ")
+            assert run.info.run_name.endswith(" · static · h16 · pruned"), run.info.run_name
         else:
             assert t.state == optuna.trial.TrialState.COMPLETE, t.user_attrs
+            assert run.info.status == "FINISHED" and not run.info.run_name.endswith("pruned")
     # nothing was trained for the pruned trials: no baseline run of a task only they held
     assert not client.search_runs([exp], "attributes.status = 'RUNNING'")
 

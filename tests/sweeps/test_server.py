@@ -197,6 +197,17 @@ def test_ui_serves_the_embedded_store_on_localhost(tmp_path):
         words = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", words))
         assert "Model registry" in words and "study uitest" in words, words[:3000]
         assert "Token Usage" not in words and "Cost Breakdown" not in words
+        # the study run's page shows its verdict: the description and the summary metrics
+        (study_run,) = client.search_runs([experiment], "tags.`mtl.kind` = 'study'")
+        study_dom = subprocess.run(
+            [chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+             "--virtual-time-budget=20000", "--dump-dom",
+             f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs/{study_run.info.run_id}"],
+            capture_output=True, text=True, timeout=180,
+        ).stdout  # fmt: skip
+        for shown in ("summary/winner_trial", "summary/valid_delta_m", "summary/trials_complete",
+                      "Winner, chosen on validation: trial 0"):  # fmt: skip
+            assert shown in study_dom, shown
         # stopping `sweeps ui` (SIGTERM to it alone) stops the server it started
         proc.terminate()
         proc.wait(timeout=30)
