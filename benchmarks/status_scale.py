@@ -82,8 +82,33 @@ def main() -> None:
             times.append(time.perf_counter() - started)
             assert done.returncode == 0, done.stderr
         lines = done.stdout.count("\n")
-        print(f"sweeps status: {statistics.median(times):.2f} s (median of {args.repeat}; "
+        status_s = statistics.median(times)
+        print(f"sweeps status: {status_s:.2f} s (median of {args.repeat}; "
               f"target < 2 s), {lines} lines printed")  # fmt: skip
+        floor = subprocess.run(
+            [sys.executable, "-c", FLOOR, f"sqlite:///{work / 'mlflow.db'}"],
+            capture_output=True, text=True, check=True,
+        ).stdout.split()  # fmt: skip
+        load, open_, search = map(float, floor)
+        print(
+            f"the MLflow client alone, in a fresh process: import {load:.2f} s, open the store "
+            f"{open_:.2f} s, one search of every run {search:.2f} s = {load + open_ + search:.2f} s "
+            f"({(load + open_ + search) / status_s:.0%} of status)"
+        )
+
+
+# what reading MLflow once costs whatever status does with it
+FLOOR = """
+import sys, time
+t0 = time.perf_counter()
+from mlflow.tracking import MlflowClient
+t1 = time.perf_counter()
+client = MlflowClient(sys.argv[1])
+experiment = client.get_experiment_by_name("scale").experiment_id
+t2 = time.perf_counter()
+client.search_runs([experiment], "", max_results=5000)
+print(t1 - t0, t2 - t1, time.perf_counter() - t2)
+"""
 
 
 if __name__ == "__main__":

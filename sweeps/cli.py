@@ -232,14 +232,20 @@ def _print_summary(spec, path: Path, summary) -> None:
 
 
 @app.command()
-def status(study: StudyPath) -> None:
+def status(
+    study: StudyPath,
+    rows: Annotated[
+        int,
+        typer.Option(min=0, help="trials shown in the table, the most recent (0: every trial)"),
+    ] = 40,
+) -> None:
     """A table of trials (state, tasks, Δm, params), the best by validation and the winner."""
 
     def body() -> int:
         from sweeps.plan import print_status
 
         spec, _ = _load(study, with_data=False)
-        print_status(spec)
+        print_status(spec, rows=rows)
         return 0
 
     _guard(body)

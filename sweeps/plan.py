@@ -196,7 +196,9 @@ def _console() -> Console:
     return Console(**plain) if sys.stdout.isatty() else Console(width=200, **plain)
 
 
-def print_status(spec: StudySpec, console: Console | None = None) -> None:
+def print_status(spec: StudySpec, console: Console | None = None, rows: int = 0) -> None:
+    """The trials' table (the ``rows`` most recent; 0: all), the best by validation, the pair
+    matrix and the winner."""
     # here, not at the top: optuna loads only when this runs
     import optuna
 
@@ -230,12 +232,11 @@ def print_status(spec: StudySpec, console: Console | None = None) -> None:
         "note",
         title=f"study {spec.name}",
     )
-    hidden = 0
     trials = study.get_trials(deepcopy=False)  # once: `study.trials` copies every trial each time
-    for t in trials:
-        if t.user_attrs.get("surplus"):
-            hidden += 1
-            continue
+    listed = [t for t in trials if not t.user_attrs.get("surplus")]
+    hidden = len(trials) - len(listed)
+    earlier = max(0, len(listed) - rows) if rows else 0
+    for t in listed[earlier:]:
         valid = t.user_attrs.get("valid_delta_m", t.value if len(study.directions) == 1 else None)
         delta_m = t.user_attrs.get("delta_m")
         tasks = t.params.get("tasks", ",".join(spec.task_names))
@@ -260,6 +261,11 @@ def print_status(spec: StudySpec, console: Console | None = None) -> None:
             note,
         )
     console.print(table)
+    if earlier:
+        console.print(
+            f"({earlier} earlier trial(s) not shown: `--rows 0` lists every trial; the best by "
+            "validation is below, whichever trial it is)"
+        )
     if any(t.user_attrs.get("significant") for t in trials):
         console.print(
             "negative Δ marked `real`: its 95% interval over the seeds excludes zero; "

@@ -28,20 +28,19 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from annotated_types import Ge, Le
-from sklearn.compose import ColumnTransformer
-from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from mtl_core.data.labels import label_key
 from mtl_core.data.readers import DataError
+
+if TYPE_CHECKING:  # scikit-learn loads when a space is fitted or read back, not for the schema
+    from sklearn.compose import ColumnTransformer
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
 Vocabulary = Literal["union", "intersection", "per_task"]
 ColumnKind = Literal["bow", "tfidf", "numeric", "categorical"]
@@ -359,6 +358,8 @@ def _block_from_state(block: Mapping) -> _Block:
         words = tuple(map(str, block["words"]))
         idf = None
         if block["idf"] is not None:
+            from sklearn.feature_extraction.text import TfidfTransformer  # (sklearn: see top)
+
             idf = TfidfTransformer()
             idf.idf_ = np.asarray(block["idf"], dtype=np.float64)
             if len(idf.idf_) != len(words):
@@ -445,6 +446,8 @@ def fit_feature_space(
             words = _fit_vocabulary(config, {t: train_frames[t][col] for t in group}, col)
             idf = None
             if config.kind == "tfidf":
+                from sklearn.feature_extraction.text import TfidfTransformer  # (see top)
+
                 vec = _vectorizer(config, vocabulary=words)
                 corpus = pd.concat([_text(train_frames[t][col]) for t in group])
                 idf = TfidfTransformer().fit(vec.transform(corpus))
@@ -469,6 +472,12 @@ def _fit_table(
     for col in numeric:
         if table[col].isna().all():
             raise DataError(f"column {col!r} has no values in the training rows")
+    # here, not at the top: scikit-learn loads only when a table is fitted
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer  # (scikit-learn: as above)
+    from sklearn.pipeline import Pipeline  # (as above)
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler  # (as above)
+
     transformer = ColumnTransformer(
         [
             (
@@ -569,6 +578,8 @@ def _fit_vocabulary(
 
 
 def _vectorizer(config: TextFeatures, vocabulary=None, min_df: int = 1) -> CountVectorizer:
+    from sklearn.feature_extraction.text import CountVectorizer  # (sklearn: see top)
+
     return CountVectorizer(
         lowercase=config.lowercase,
         ngram_range=(1, config.ngram_max),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from mtl_core.data.readers import DataError
 
@@ -63,6 +62,8 @@ def can_stratify(labels: pd.Series | None, n: int, valid: float, test: float) ->
 def _cut(index: np.ndarray, size: int, seed: int, strat: np.ndarray | None):
     if size == 0:
         return index, index[:0]
+    from sklearn.model_selection import train_test_split  # (scikit-learn only when splitting)
+
     return train_test_split(index, test_size=size, random_state=seed, stratify=strat)
 
 

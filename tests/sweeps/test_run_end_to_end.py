@@ -221,3 +221,12 @@ def test_rerun_extends_the_study_and_reuses_baselines(study_dir, client, experim
     assert "best by validation: trial" in status.stdout
     for number in range(6):
         assert f"\n│ {number} " in status.stdout or f"│ {number}  " in status.stdout
+    assert "not shown" not in status.stdout
+    # a long study's table shows its most recent trials; the best line still covers them all
+    short = cli("status", "study.yaml", "--rows", "2", cwd=study_dir)
+    assert short.returncode == 0, short.stderr
+    rows = [n for n in range(6) if f"\n│ {n} " in short.stdout]
+    assert rows == [4, 5], short.stdout
+    assert "(4 earlier trial(s) not shown: `--rows 0` lists every trial" in short.stdout
+    best = [line for line in status.stdout.splitlines() if line.startswith("best by validation")]
+    assert best and best[0] in short.stdout
