@@ -137,48 +137,13 @@ def worker(
 
 
 def _run(spec, path: Path, trials, workers: int, timeout, quiet: bool, worker: bool) -> int:
-    import subprocess
-
+    from sweeps.local_run import run_here
+    from sweeps.pages import write_dashboard
     from sweeps.progress import reporter_for
-    from sweeps.runner import run_study
 
-    helpers: list[subprocess.Popen] = []
-
-    def start_helpers() -> None:
-        from sweeps.runner import open_study, open_tracker, study_params
-
-        open_study(spec)  # the study and its parent run exist before the helpers join
-        open_tracker(spec).study_run(spec.name, study_params(spec))
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-        command = [sys.executable, "-m", "sweeps", "worker", str(path), "--quiet"]
-        command += ["--trials", str(trials)] if trials else []
-        command += ["--timeout", str(timeout)] if timeout else []
-        for i in range(1, workers):
-            helpers.append(subprocess.Popen(command, env={**env, "MTL_WORKER_INDEX": str(i)}))
-        import torch
-
-        torch.set_num_threads(threads)
-
-    def wait_for_helpers() -> None:
-        from sweeps.interrupts import stopping
-
-        for proc in helpers:  # a TERM sent to this process alone stops its helpers too
-            if stopping() and proc.poll() is None:
-                proc.terminate()
-        for proc in helpers:
-            proc.wait()
-
-    try:
-        if workers > 1:
-            start_helpers()
-        summary = run_study(
-            spec, trials, timeout, reporter_for(quiet), worker=worker, wait_for=wait_for_helpers
-        )
-    finally:
-        wait_for_helpers()
+    summary = run_here(spec, path, trials, workers, timeout, reporter_for(quiet), worker)
     if summary.closed:
-        summary.dashboard = _write_dashboard(spec, summary)
+        summary.dashboard = write_dashboard(spec, summary, _err)
     if worker:
         _err(f"worker done: the study has {summary.finished} finished trials")
         if summary.closed and summary.dashboard:
@@ -186,20 +151,6 @@ def _run(spec, path: Path, trials, workers: int, timeout, quiet: bool, worker: b
         return 0
     _print_summary(spec, path, summary)
     return 0
-
-
-def _write_dashboard(spec, summary) -> Path | None:
-    """The study's page, written and logged on its run once the study is complete."""
-    path = spec.workdir_path / "dashboard.html"
-    try:
-        from dashboards import build_dashboard
-
-        build_dashboard(spec.tracking, spec.name, path)
-        summary.tracker.log_artifact(summary.parent_run, path)
-    except Exception as exc:  # the record of the trials matters more than the page
-        _err(f"warning: the dashboard could not be written: {exc}")
-        return None
-    return path
 
 
 def _print_summary(spec, path: Path, summary) -> None:
@@ -400,6 +351,36 @@ TrialOption = Annotated[
         help="best (the validation winner, its confirm run when confirmed) or a trial number",
     ),
 ]
+
+
+@app.command()
+def export(
+    study: StudyPath,
+    out: Annotated[
+        Path, typer.Option(help="the file to write: .csv or .parquet", show_default=False)
+    ],
+) -> None:
+    """Write the results table (a row per trial, confirm and baseline run) as csv or parquet."""
+
+    def body() -> int:
+        from sweeps.api import Study
+        from sweeps.errors import StudyError
+        from sweeps.table_files import check_out, write_whole
+
+        check_out(out, "results")
+        spec, _ = _load(study, with_data=False)
+        frame = Study(spec).results()
+        if frame.empty:
+            raise StudyError(f"study {spec.name!r} has no runs yet: run `sweeps run {study}` first")
+        write_whole(frame, out)
+        kinds = frame["kind"].value_counts()
+        counted = ", ".join(
+            f"{kinds[k]} {k}" for k in ("trial", "confirm", "baseline") if k in kinds
+        )
+        print(f"{out}: {len(frame)} rows ({counted}), {len(frame.columns)} columns")
+        return 0
+
+    _guard(body)
 
 
 @app.command()

@@ -9,8 +9,6 @@ writes one column per task output to ``--out`` (``.csv`` or ``.parquet``), whole
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +19,7 @@ from mtl_core.data.readers import DataError, infer_format, read_arrays, read_tab
 from sweeps.errors import StudyError
 from sweeps.models import MODEL_PATH, ModelRun, find_model_run, load_model
 from sweeps.sqlite_stores import mlflow_client
-
-OUT_FORMATS = (".csv", ".parquet")
+from sweeps.table_files import check_out, write_whole
 
 
 @dataclass
@@ -35,10 +32,7 @@ class Predicted:
 
 
 def predict_file(spec: Any, trial: str, baseline: str | None, source: Path, out: Path) -> Predicted:
-    if out.suffix.lower() not in OUT_FORMATS:
-        raise StudyError(f"--out: {out.name!r}; predictions are written as .csv or .parquet")
-    if not out.parent.is_dir():
-        raise StudyError(f"--out: no such folder {out.parent}")
+    check_out(out, "predictions")
     if out.resolve() == source.resolve():
         raise StudyError("--out: the same file as --input; predictions would overwrite the inputs")
     found = find_model_run(spec, trial, baseline)
@@ -56,7 +50,7 @@ def predict_file(spec: Any, trial: str, baseline: str | None, source: Path, out:
         for t in model.tasks
         if t not in tasks
     }
-    _write_whole(predictions, out)
+    write_whole(predictions, out)
     return Predicted(found, len(predictions), tasks, skipped, out)
 
 
@@ -72,22 +66,6 @@ def _read(source: Path, array: bool):
         return read_table(source)
     except DataError as exc:
         raise StudyError(f"--input: {exc}") from None
-
-
-def _write_whole(frame, out: Path) -> None:
-    """Write to a temporary file beside ``out`` and move it into place: a crash or a full
-    disk leaves the old file (or none), never half of one."""
-    handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    os.close(handle)
-    try:
-        if out.suffix.lower() == ".parquet":
-            frame.to_parquet(temp, index=False)
-        else:
-            frame.to_csv(temp, index=False)
-        os.replace(temp, out)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def register(spec: Any, trial: str, name: str) -> tuple[ModelRun, Any]:

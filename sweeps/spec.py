@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -86,11 +87,29 @@ def load_spec(path: str | Path) -> StudySpec:
     if not isinstance(raw, dict):
         raise StudyError(f"{path}: the study file must be a mapping of keys (name, tasks, ...)")
     _check_yaml(path, root)
+    return _validated(raw, path, root)
+
+
+def spec_from_mapping(raw: Any, folder: str | Path | None = None) -> StudySpec:
+    """A study from a mapping, as the Python API takes it (``Study({...})``): checked as a
+    study file would be, its relative paths (data, workdir) anchored to ``folder`` (default:
+    the current folder). Problems name their field, as in a file, after ``<mapping>``."""
+    if not isinstance(raw, Mapping):
+        raise StudyError(
+            f"a study is a mapping of keys (name, tasks, ...), not {type(raw).__name__}"
+        )
+    folder = Path(folder) if folder is not None else Path.cwd()
+    if not folder.is_dir():
+        raise StudyError(f"folder: no such folder {folder}")
+    return _validated(dict(raw), folder / "<mapping>", None)
+
+
+def _validated(raw: dict, path: Path, root: yaml.Node | None) -> StudySpec:
     try:
         spec = StudySpec.model_validate(raw)
     except ValidationError as exc:
         raise StudyError([_describe(path, root, err) for err in exc.errors()]) from None
-    spec.source = path.resolve()
+    spec.source = path.resolve()  # a mapping's: <folder>/<mapping>, so its folder anchors paths
     problems = [f"{path}{_line(root, loc)}: {msg}" for loc, msg in check_spec(spec)]
     if problems:
         raise StudyError(problems)

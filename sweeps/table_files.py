@@ -1,0 +1,38 @@
+"""Tables written whole or not at all (``sweeps predict --out``, ``sweeps export --out``): to a
+temporary file beside the target, then moved into place, so a crash or a full disk leaves the
+old file (or none), never half of one."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sweeps.errors import StudyError
+
+OUT_FORMATS = (".csv", ".parquet")
+
+
+def check_out(out: Path, what: str) -> None:
+    """Refuse an ``--out`` that is not a .csv / .parquet file in an existing folder."""
+    if out.suffix.lower() not in OUT_FORMATS:
+        raise StudyError(f"--out: {out.name!r}; {what} are written as .csv or .parquet")
+    if not out.parent.is_dir():
+        raise StudyError(f"--out: no such folder {out.parent}")
+    if out.is_dir():
+        raise StudyError(f"--out: {out} is a folder; give a file name")
+
+
+def write_whole(frame: Any, out: Path) -> None:
+    handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    os.close(handle)
+    try:
+        if out.suffix.lower() == ".parquet":
+            frame.to_parquet(temp, index=False)
+        else:
+            frame.to_csv(temp, index=False)
+        os.replace(temp, out)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
