@@ -383,6 +383,35 @@ def export(
     _guard(body)
 
 
+@app.command("import-wandb")
+def import_wandb(
+    sweep: Annotated[
+        Path, typer.Argument(help="the W&B sweep file (sweep.yaml)", show_default=False)
+    ],
+    tasks: Annotated[
+        Path,
+        typer.Option(
+            help="YAML: the study's tasks (or a study file's sections: tasks, features, ...)",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="the study file to write", show_default=False)],
+    force: Annotated[bool, typer.Option(help="overwrite --out if it exists")] = False,
+) -> None:
+    """Translate a W&B sweep file into a study file, naming what cannot be carried over."""
+
+    def body() -> int:
+        from sweeps.wandb_import import import_file
+
+        lost = import_file(sweep, tasks, out, force)
+        print(f"wrote {out}; check it with: sweeps validate {out}")
+        for line in lost:
+            print(f"  not carried over: {line}")
+        return 0
+
+    _guard(body)
+
+
 @app.command()
 def predict(
     study: StudyPath,
