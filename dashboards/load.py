@@ -74,7 +74,12 @@ def _row(run) -> dict:
         else None,
         "trial_s": metrics.get(names.TRIAL_S),
         "baseline_s": metrics.get(names.BASELINE_S),
-        "error": tags.get(names.ERROR, ""),
+        "error": tags.get(names.ERROR, "")
+        or (
+            f"same settings as trial {tags[names.REUSES]}: its result, not trained again"
+            if names.REUSES in tags
+            else ""
+        ),
         "pareto": tags.get(names.PARETO) == "true",
         "baseline_runs": names.baseline_runs(tags),
     }

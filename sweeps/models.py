@@ -226,6 +226,12 @@ def _numbered(runs: dict[str, list[Any]], number: int) -> tuple[Any, str]:
     if not trials:
         raise StudyError(f"--trial: the study has no trial {number}")
     done = [r for r in trials if record.is_complete(r)]
+    if not done and record.REUSES in trials[0].data.tags:
+        original = trials[0].data.tags[record.REUSES]
+        raise StudyError(
+            f"--trial: trial {number} repeated the settings of trial {original} and was not "
+            f"trained again; its model is trial {original}'s (--trial {original})"
+        )
     if not done:
         raise StudyError(f"--trial: trial {number} is {record.state_of(trials[0])}, not complete")
     return done[0], f"trial {number}"

@@ -251,7 +251,7 @@ def print_status(spec: StudySpec, console: Console | None = None, rows: int = 0)
             note = f"retry of trial {retry_of}" + (f"; {note}" if note else "")
         table.add_row(
             str(t.number),
-            t.state.name,
+            "REUSED" if "reuses" in t.user_attrs else t.state.name,  # an earlier trial's result
             tasks,
             f"{valid:+.2f}" if valid is not None else "",
             f"{delta_m:+.2f}" if delta_m is not None else "",

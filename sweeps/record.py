@@ -17,7 +17,9 @@ STUDY = "mtl.study"
 TRIAL_NUMBER = "mtl.trial_number"
 TASKS = "mtl.tasks"  # sorted, comma-joined
 TASK = "mtl.task"  # a baseline's task
-STATE = "mtl.state"  # RUNNING | COMPLETE | PRUNED | FAIL
+STATE = "mtl.state"  # RUNNING | COMPLETE | PRUNED | FAIL | REUSED
+REUSED = "REUSED"  # a trial whose configuration an earlier one trained: its result, no figures
+REUSES = "mtl.reuses"  # on a REUSED trial's run: the number of the trial that trained it
 ERROR = "mtl.error"
 WORKER = "mtl.worker"  # host:pid of the process that ran it
 RETRY_OF = "mtl.retry_of"  # the trial a dead worker left, retried by this one
@@ -221,9 +223,10 @@ def is_complete(run: Any) -> bool:
 
 
 def has_results(run: Any) -> bool:
-    """A FINISHED run that was not pruned: a pruned trial's run is FINISHED too (the MLflow UI
-    marks KILLED and FAILED runs as failures), with ``mtl.state`` PRUNED and no test figures."""
-    return run.info.status == "FINISHED" and run.data.tags.get(STATE) not in ("PRUNED", "FAIL")
+    """A FINISHED run with figures of its own: not a pruned trial's (FINISHED too, since the
+    MLflow UI marks KILLED and FAILED runs as failures; ``mtl.state`` PRUNED) nor a reused
+    one's (``mtl.state`` REUSED: the trial it repeats holds the figures)."""
+    return run.info.status == "FINISHED" and run.data.tags.get(STATE) in (None, "COMPLETE")
 
 
 def quote(value: str) -> str:

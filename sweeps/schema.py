@@ -262,6 +262,10 @@ class SearchConfig(Strict):
     confirm: ConfirmConfig | None = Field(default_factory=ConfirmConfig)
     # without confirmation: log the models of the best K trials by validation (sweeps.models)
     log_models: Annotated[int, Field(ge=0, le=1000)] = 1
+    # a trial drawing the configuration of a finished trial takes its result instead of
+    # training again (sweeps.reuse); false trains every trial (e.g. to see a GPU's
+    # nondeterminism between identical runs)
+    reuse: bool = True
 
     @property
     def confirms(self) -> bool:

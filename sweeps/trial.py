@@ -39,6 +39,7 @@ from sweeps.interrupts import stopped_by
 from sweeps.masking import mask, shown
 from sweeps.models import record_model
 from sweeps.progress import Reporter
+from sweeps.reuse import CONFIG_KEY, config_key, original_of, take_result
 from sweeps.schema import StudySpec
 from sweeps.space import TrialConfig, sample, trial_problems
 from sweeps.study_data import StudyData
@@ -55,7 +56,7 @@ class SurplusTrial(Exception):
 @dataclass
 class TrialOutcome:
     number: int
-    state: str  # COMPLETE | PRUNED | FAIL
+    state: str  # COMPLETE | PRUNED | FAIL | REUSED (a COMPLETE trial that took an earlier result)
     value: float | None = None  # valid Δm
     delta_m: float | None = None  # test Δm
     note: str = ""
@@ -263,6 +264,22 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
     ctx.reporter.trial_started(trial.number, config.tasks, config.params)
     times = {"train": 0.0, "baseline": 0.0}
     try:
+        key = config_key(config, ctx.data)
+        original = original_of(ctx.study, key, trial.number) if spec.search.reuse else None
+        if original is not None:  # trained already: its result, not a second training
+            value, taken = take_result(ctx, trial, original, run_id, started, name)
+            ctx.outcomes.append(
+                TrialOutcome(
+                    trial.number,
+                    record.REUSED,
+                    taken.get("valid_delta_m"),
+                    taken.get("delta_m"),
+                    note=taken["note"],
+                    deltas=taken.get("deltas", {}),
+                )
+            )
+            return value
+        trial.set_user_attr(CONFIG_KEY, key)
         problems = trial_problems(config, spec)
         if problems:
             raise optuna.TrialPruned(f"combination cannot train: {'; '.join(problems)}")

@@ -36,13 +36,16 @@ def small_study(name: str = "small", **sections) -> dict:
         "features": {"text": {"kind": "bow", "max_features": 2000, "vocabulary": "union"}},
         "model": {"hidden_size": 16},
         "training": {"epochs": 2, "batch_size": 64, "lr": 0.005},
-        # no confirmation unless a test asks for it (tests/sweeps/test_evidence.py does)
+        # no confirmation unless a test asks for it (tests/sweeps/test_evidence.py does);
+        # every trial trains, even one repeating an earlier configuration (with `space: {}`
+        # all do), unless a test asks for reuse (tests/sweeps/test_reuse.py does)
         "search": {
             "n_trials": 2,
             "sampler": "random",
             "pruner": "none",
             "space": {},
             "confirm": None,
+            "reuse": False,
         },
     }
     for key, value in sections.items():

@@ -73,9 +73,13 @@ def test_example_runs_shortened(tmp_path, example):
     runs = client.search_runs([experiment], "tags.`mtl.kind` = 'trial'")
     assert len(runs) >= trials
     states = {r.data.tags["mtl.state"] for r in runs}
-    assert states <= {"COMPLETE", "PRUNED"}, [r.data.tags.get("mtl.error") for r in runs]
+    assert states <= {"COMPLETE", "PRUNED", "REUSED"}, [r.data.tags.get("mtl.error") for r in runs]
     complete = [r for r in runs if r.data.tags["mtl.state"] == "COMPLETE"]
     assert complete
+    numbers = {r.data.tags["mtl.trial_number"] for r in complete}
+    for run in runs:  # a repeated configuration points to the complete trial that trained it
+        if run.data.tags["mtl.state"] == "REUSED":
+            assert run.data.tags["mtl.reuses"] in numbers
     for run in complete:
         tasks = run.data.tags["mtl.tasks"].split(",")
         assert "delta_m" in run.data.metrics
