@@ -240,8 +240,29 @@ LOSS_WEIGHTINGS = Registry(
         ),
         Strategy(
             "uncertainty",
-            "learned homoscedastic uncertainty per task (Kendall et al. 2018)",
+            "learned homoscedastic uncertainty per task (Kendall et al. 2018; "
+            "training.uncertainty_init, training.uncertainty_lr)",
             "mtl_core.weighting.uncertainty:Uncertainty",
+            (
+                Param(
+                    "uncertainty_init",
+                    0.0,
+                    "each task's log-variance s_t at the start (0: weights start at 1; "
+                    "LibMTL starts at -0.5)",
+                    ge=-10,
+                    le=10,
+                    arg="init",
+                ),
+                Param(
+                    "uncertainty_lr",
+                    0.0,
+                    "the log-variances' own Adam rate (0: max(training.lr, 0.01); LibMTL "
+                    "uses the model's rate)",
+                    ge=0,
+                    le=10,
+                    arg="lr",
+                ),
+            ),
         ),
         Strategy(
             "dwa",

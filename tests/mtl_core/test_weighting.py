@@ -47,3 +47,33 @@ def test_combined_loss_carries_gradients():
     w = build_weighting("static", TASKS, SIZES, {"a": 2.0, "b": 0.5})
     w.combine({"a": x * 3, "b": x * 4}).backward()
     assert x.grad.item() == pytest.approx(2.0 * 3 + 0.5 * 4)
+
+
+def _moved(weighting, steps: int) -> float:
+    """How far the first log-variance moves in ``steps`` steps on constant losses."""
+    model = torch.nn.Linear(2, 1)
+    weighting.bind(model, 0.001)
+    start = float(weighting.log_vars["a"])
+    for _ in range(steps):
+        losses = {t: torch.tensor(2.0) for t in ("a", "b")}  # L = 2: s_t heads for log 2
+        weighting.combine(losses).backward()
+        weighting.step()
+    return abs(float(weighting.log_vars["a"]) - start)
+
+
+def test_uncertainty_settings_are_the_start_and_rate_of_the_log_variances():
+    default = build_weighting("uncertainty", ["a", "b"], {}, {})
+    assert default.weights() == {"a": 1.0, "b": 1.0}  # s_t = 0: weights start at 1
+    default.bind(torch.nn.Linear(2, 1), 0.001)
+    assert default._optimizer.param_groups[0]["lr"] == 0.01  # max(model rate, 0.01)
+    fast = build_weighting("uncertainty", ["a", "b"], {}, {})
+    fast.bind(torch.nn.Linear(2, 1), 0.05)
+    assert fast._optimizer.param_groups[0]["lr"] == 0.05
+    libmtl = build_weighting(
+        "uncertainty", ["a", "b"], {}, {}, uncertainty_init=-0.5, uncertainty_lr=0.001
+    )
+    assert libmtl.weights()["a"] == pytest.approx(2.718281828**0.5)
+    # the rate is the log-variances' own: ten times the rate, about ten times the movement
+    slow = _moved(build_weighting("uncertainty", ["a", "b"], {}, {}, uncertainty_lr=0.001), 30)
+    quick = _moved(build_weighting("uncertainty", ["a", "b"], {}, {}, uncertainty_lr=0.01), 30)
+    assert slow == pytest.approx(0.03, rel=0.05) and quick == pytest.approx(10 * slow, rel=0.1)
