@@ -35,6 +35,13 @@ class MultiTaskModel(nn.Module):
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         raise NotImplementedError
 
+    def last_shared_layer(self) -> list[nn.Parameter]:
+        """The weight matrices of the last shared layer, every copy of it (each expert's,
+        each tower's): where GradNorm measures the tasks' gradient norms. One trunk: its
+        last matrix; an architecture of several shared branches says which."""
+        matrices = [p for p in self.shared_parameters() if p.dim() >= 2]
+        return matrices[-1:]
+
     def task_parameters(self, task: str) -> Iterator[nn.Parameter]:
         raise NotImplementedError
 

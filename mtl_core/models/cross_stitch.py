@@ -53,5 +53,10 @@ class CrossStitch(MultiTaskModel):
         yield from self.towers.parameters()
         yield from self.units.parameters()
 
+    def last_shared_layer(self) -> list[nn.Parameter]:
+        """Every tower's last layer; not the last stitch unit (a T x T mixing matrix, which
+        the shared parameters also hold)."""
+        return [[p for p in t.parameters() if p.dim() >= 2][-1] for t in self.towers]
+
     def task_parameters(self, task: str) -> Iterator[nn.Parameter]:
         return self.heads[task].parameters()

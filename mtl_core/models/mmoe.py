@@ -49,6 +49,10 @@ class MMoE(MultiTaskModel):
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         return self.experts.parameters()
 
+    def last_shared_layer(self) -> list[nn.Parameter]:
+        """Every expert's last layer (the experts are the shared part, side by side)."""
+        return [[p for p in e.parameters() if p.dim() >= 2][-1] for e in self.experts]
+
     def task_parameters(self, task: str) -> Iterator[nn.Parameter]:
         yield from self.gates[task].parameters()
         yield from self.heads[task].parameters()

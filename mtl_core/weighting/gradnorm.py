@@ -2,7 +2,11 @@
 balancing"): learned weights; each step moves them so that the norms of the weighted task
 gradients on the last shared layer approach ``mean norm * r_t^alpha``, ``r_t`` the task's
 relative inverse training rate; weights renormalised to sum to T. ``alpha`` is
-``training.gradnorm_alpha``. Needs the joint schedule."""
+``training.gradnorm_alpha``. Needs the joint schedule.
+
+The last shared layer is the model's ``last_shared_layer()``: the trunk's last matrix under
+hard sharing, every expert's last matrix under MMoE, every tower's under cross-stitch (not the
+last 2 x 2 stitch unit); the norm is taken over all of them together."""
 
 from __future__ import annotations
 
@@ -29,21 +33,25 @@ class GradNorm(LossWeighting):
         self.alpha = float(alpha)
         self.w = torch.nn.Parameter(torch.ones(len(self.tasks)))
         self._layer: torch.nn.Parameter | None = None
+        self._layers: list[torch.nn.Parameter] = []
         self._initial: torch.Tensor | None = None
         self._optimizer: torch.optim.Optimizer | None = None
         self._seen: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.last_norms: dict[str, float] = {}
 
     def bind(self, model, lr) -> None:
-        matrices = [p for p in model.shared_parameters() if p.dim() >= 2]
-        if not matrices:
+        layers = model.last_shared_layer()
+        if not layers:
             raise ValueError("gradnorm needs an architecture with shared layers")
-        self._layer = matrices[-1]
-        owner = next(
-            (m for m in model.modules() if getattr(m, "weight", None) is self._layer), None
-        )
-        if isinstance(owner, torch.nn.Linear):
-            owner.register_forward_hook(self._capture)
+        self._layers = layers
+        owners = [
+            next((m for m in model.modules() if getattr(m, "weight", None) is p), None)
+            for p in layers
+        ]
+        if all(isinstance(owner, torch.nn.Linear) for owner in owners):
+            for owner in owners:
+                owner.register_forward_hook(self._capture)
+        self._layer = layers[0]
         self.w = torch.nn.Parameter(torch.ones(len(self.tasks), device=self._layer.device))
         self._optimizer = torch.optim.Adam([self.w], lr=self.LR)
 
@@ -59,7 +67,17 @@ class GradNorm(LossWeighting):
         if not seen:
             return torch.stack(
                 [
-                    torch.autograd.grad(stacked[i], self._layer, retain_graph=True)[0].norm()
+                    torch.stack(
+                        [
+                            g.pow(2).sum()
+                            for g in torch.autograd.grad(
+                                stacked[i], self._layers, retain_graph=True, allow_unused=True
+                            )
+                            if g is not None
+                        ]
+                    )
+                    .sum()
+                    .sqrt()
                     for i in range(len(self.tasks))
                 ]
             )

@@ -414,3 +414,44 @@ def test_impossible_combinations_are_refused_with_the_reason():
         fit(tasks, TrainConfig(weighting="mgda", schedule="joint", architecture="soft_sharing"))
     with pytest.raises(ValueError, match="gradients: features"):
         fit(tasks, TrainConfig(weighting="graddrop", schedule="joint", gradients="features"))
+
+
+@pytest.mark.parametrize("architecture", ["hard_sharing", "mmoe", "cross_stitch"])
+def test_gradnorm_measures_the_last_shared_layer_of_every_architecture(architecture):
+    """The norms are taken on the last shared layer, every copy of it: the trunk's last
+    matrix, every expert's (MMoE: not the last expert's alone), every tower's (cross-stitch:
+    not the last 2 x 2 stitch unit), and equal autograd's norms over exactly those."""
+    from mtl_core.models import MMoE
+
+    tasks = _conflicting_tasks()
+    specs = [t.spec for t in tasks.values()]
+    torch.manual_seed(0)
+    trunk = Trunk((6,), 8, 2, "tanh")
+    model = {
+        "hard_sharing": lambda: HardSharing(trunk, specs),
+        "mmoe": lambda: MMoE(trunk, specs, experts=3),
+        "cross_stitch": lambda: CrossStitch(trunk, specs),
+    }[architecture]()
+    expected = {
+        "hard_sharing": lambda: [model.trunk[-2].weight],
+        "mmoe": lambda: [e[-1][-2].weight for e in model.experts],
+        "cross_stitch": lambda: [t[-1][-2].weight for t in model.towers],
+    }[architecture]()
+    assert all(p.shape == (8, 8) for p in expected), [p.shape for p in expected]
+    weighting = build_weighting("gradnorm", list(tasks), {}, {})
+    weighting.bind(model, 0.01)
+    assert [id(p) for p in weighting._layers] == [id(p) for p in expected]
+    rows = np.arange(64)
+    xb = input_batch(tasks["a"].x["train"], rows)
+    losses = {
+        t: loss(task.spec, model(xb, t), torch.from_numpy(task.y["train"][rows]))
+        for t, task in tasks.items()
+    }
+    reference = {
+        t: float(torch.sqrt(sum(g.pow(2).sum() for g in torch.autograd.grad(
+            losses[t], expected, retain_graph=True))))
+        for t in tasks
+    }  # fmt: skip
+    weighting.combine(losses)
+    for t in tasks:  # weights start at 1: the weighted norms are the norms
+        assert weighting.last_norms[t] == pytest.approx(reference[t], rel=1e-4)
