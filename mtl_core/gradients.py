@@ -14,6 +14,18 @@ Two ways to get the task gradients (``training.gradients``):
   Tasks of separate data sets have separate representations, so their feature gradients are
   orthogonal and the methods only balance norms; they resolve conflicts where tasks share
   their rows (several targets of one table).
+
+Heads. With ``parameters``, each task's head gets the gradient of its own loss, unweighted;
+the method's weights act on the shared parameters only. The official Nash-MTL code (and
+LibMTL) backpropagates ``sum_t w_t L_t`` instead, so a head's gradient is scaled by its task's
+weight. A head's parameters belong to one task, so the scale is the only difference, and Adam
+(the default optimiser) divides it out of each parameter's update (up to its epsilon, and as
+long as the weight drifts slowly); under ``optimizer: sgd`` a head learns ``w_t`` times faster
+or slower there than here. ``gradients: features`` weights heads as the official code does
+(one backward pass of the weighted sum).
+
+Nash-MTL's solver is watched (``mtl_core.solver_watch``): a step whose solve failed keeps the
+previous weights, counted per epoch as ``nash_mtl/solver_failures``.
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ import torch
 from mtl_core.methods import WEIGHTS_FROM_FEATURES
 from mtl_core.models.sparse_input import SparseLinear
 from mtl_core.registry import GRADIENT_METHODS, Strategy
+from mtl_core.solver_watch import SolverWatch
 
 
 def build_aggregator(name: str, n_tasks: int, **settings):
@@ -65,6 +78,10 @@ class GradientMethod:
     def weights(self) -> dict[str, float]:
         return {}
 
+    def epoch_metrics(self) -> dict[str, float]:
+        """Nash-MTL's solver failures and solves this epoch (``mtl_core.solver_watch``)."""
+        return self.watch.epoch_metrics() if self.watch is not None else {}
+
     def __init__(
         self, name: str, tasks: Sequence[str], mode: str = "parameters", **settings
     ) -> None:
@@ -74,6 +91,7 @@ class GradientMethod:
             raise ValueError(f"`gradients: features` does not apply to {name!r}")
         self.name, self.tasks, self.mode = name, list(tasks), mode
         self.aggregator = build_aggregator(name, len(self.tasks), **settings)
+        self.watch = SolverWatch(self.aggregator) if name == "nash_mtl" else None
 
     def backward(
         self,

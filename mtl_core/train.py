@@ -54,6 +54,8 @@ class EpochLog:
     affinity: dict[str, dict[str, float]] | None = None  # i -> j -> mean Z(i→j) this epoch
     grad_norm: dict[str, float] | None = None  # parameter name -> mean gradient norm
     grad_cos: dict[str, dict[str, float]] | None = None  # i -> j (i < j) -> mean cosine
+    # the method's own counters this epoch, by metric name (nash_mtl/solver_failures)
+    method: dict[str, float] = field(default_factory=dict)
     score: float = float("nan")  # the validation score that selects the epoch (module doc)
 
 
@@ -228,7 +230,16 @@ def fit(
         strategy.end_epoch(epoch, train_loss, {t: valid[t][metric_of[t]] for t in names})
         measured = {k: v for meter in meters for k, v in meter.epoch_values().items()}
         score = selector.score(valid)
-        log = EpochLog(epoch, epochs, train_loss, valid, weights_used, score=score, **measured)
+        log = EpochLog(
+            epoch,
+            epochs,
+            train_loss,
+            valid,
+            weights_used,
+            score=score,
+            method=strategy.epoch_metrics(),
+            **measured,
+        )
         history.append(log)
         if selector.update(epoch, score) and config.select == "best_epoch" and epoch < epochs:
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -160,6 +160,11 @@ def selected_valid_delta(task: str) -> str:
     return f"selected/valid/delta/{task}"  # the scored epochs' validation Δ
 
 
+# a method's own per-epoch counters, named by mtl_core (EpochLog.method), logged as they are:
+# nash_mtl/solver_failures and nash_mtl/solves (mtl_core.solver_watch)
+METHOD_COUNTER_PREFIXES = ("nash_mtl/",)
+
+
 # measurements (training.affinity_every, training.diagnostics_every)
 def affinity(i: str, j: str) -> str:
     return f"affinity/{i}/{j}"  # Z(i→j) per epoch

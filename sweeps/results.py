@@ -29,7 +29,15 @@ from sweeps import record
 
 KINDS = (record.TRIAL, record.CONFIRM, record.BASELINE)
 FRONT = ["kind", "trial", "state", "tasks", "seed", "run_id"]
-_SERIES = ("valid/", "train/", "weight/", "affinity/", "grad_norm/", "grad_cos/", "pruner/")
+_SERIES = (
+    "valid/",
+    "train/",
+    "weight/",
+    "affinity/",
+    "grad_norm/",
+    "grad_cos/",
+    "pruner/",
+) + record.METHOD_COUNTER_PREFIXES
 _SUFFIXES = (record.STD, record.CI95, record.SIGNIFICANT)
 
 

@@ -79,6 +79,11 @@ class LossWeighting:
         """Called after each epoch's validation with each trained task's mean training loss
         and primary validation metric; fixed weightings ignore it."""
 
+    def epoch_metrics(self) -> dict[str, float]:
+        """The method's own counters for the epoch just ended, by metric name (logged per
+        epoch); none for most."""
+        return {}
+
 
 class Equal(LossWeighting):
     def __init__(self, tasks, sizes, weights) -> None:
