@@ -22,7 +22,8 @@ weight. A head's parameters belong to one task, so the scale is the only differe
 (the default optimiser) divides it out of each parameter's update (up to its epsilon, and as
 long as the weight drifts slowly); under ``optimizer: sgd`` a head learns ``w_t`` times faster
 or slower there than here. ``gradients: features`` weights heads as the official code does
-(one backward pass of the weighted sum).
+(one backward pass of the weighted sum). ``graddrop`` with ``features`` drops signs where
+its paper does, on the gradients of the shared activation, and backpropagates the result.
 
 Nash-MTL's solver is watched (``mtl_core.solver_watch``): a step whose solve failed keeps the
 previous weights, counted per epoch as ``nash_mtl/solver_failures``.
@@ -36,7 +37,7 @@ from collections.abc import Sequence
 
 import torch
 
-from mtl_core.methods import WEIGHTS_FROM_FEATURES
+from mtl_core.methods import AGGREGATES_FEATURES, WEIGHTS_FROM_FEATURES
 from mtl_core.models.sparse_input import SparseLinear
 from mtl_core.registry import GRADIENT_METHODS, Strategy
 from mtl_core.solver_watch import SolverWatch
@@ -87,7 +88,7 @@ class GradientMethod:
     ) -> None:
         if mode not in ("parameters", "features"):
             raise ValueError(f"gradients {mode!r}: use parameters or features")
-        if mode == "features" and name not in WEIGHTS_FROM_FEATURES:
+        if mode == "features" and name not in WEIGHTS_FROM_FEATURES | AGGREGATES_FEATURES:
             raise ValueError(f"`gradients: features` does not apply to {name!r}")
         self.name, self.tasks, self.mode = name, list(tasks), mode
         self.aggregator = build_aggregator(name, len(self.tasks), **settings)
@@ -103,7 +104,7 @@ class GradientMethod:
         (tasks that share rows share the tensor)."""
         names = [t for t in self.tasks if t in losses]
         if self.mode == "features":
-            return self._from_features(names, losses, features)
+            return self._from_features(model, names, losses, features)
         # here, not at the top: torchjd loads only when this runs
         from torchjd.autojac import jac_to_grad, mtl_backward
 
@@ -119,7 +120,7 @@ class GradientMethod:
             weights = jac_to_grad(shared, self.aggregator)
         return _as_dict(names, weights)
 
-    def _from_features(self, names, losses, features) -> dict[str, float] | None:
+    def _from_features(self, model, names, losses, features) -> dict[str, float] | None:
         groups: dict[int, list[int]] = {}
         for i, t in enumerate(names):
             groups.setdefault(id(features[t]), []).append(i)
@@ -135,11 +136,32 @@ class GradientMethod:
             block[members] = grads.reshape(len(members), -1)
             blocks.append(block)
         jacobian = torch.cat(blocks, dim=1)
+        if self.name in AGGREGATES_FEATURES:
+            return self._aggregate_features(model, names, losses, features, groups, jacobian)
         with _quiet_solvers():
             weights = self.aggregator.weighting(jacobian).detach()
         total = sum(w * losses[t] for w, t in zip(weights, names, strict=True))
         total.backward()
         return _as_dict(names, weights)
+
+    def _aggregate_features(self, model, names, losses, features, groups, jacobian) -> None:
+        """GradDrop at the shared activation (Chen et al. 2020, Algorithm 1): the task
+        gradients of the representation, one row per task, aggregated into one gradient of
+        it, which the trunk backpropagates; each head gets the gradient of its own loss."""
+        combined = self.aggregator(jacobian).detach()
+        heads = [p for t in names for p in model.task_parameters(t) if p.requires_grad]
+        torch.autograd.backward(
+            sum(losses[t] for t in names), inputs=heads, retain_graph=True
+        )  # the heads' own gradients, nothing else
+        offset, outputs, grads = 0, [], []
+        for members in groups.values():
+            z = features[names[members[0]]]
+            outputs.append(z)
+            grads.append(combined[offset : offset + z.numel()].reshape(z.shape))
+            offset += z.numel()
+        shared = [p for p in model.shared_parameters() if p.requires_grad]
+        torch.autograd.backward(outputs, grad_tensors=grads, inputs=shared)
+        return None
 
 
 @contextlib.contextmanager

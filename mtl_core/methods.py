@@ -7,8 +7,9 @@ Combination rules (``combination_problems``):
   ``gradnorm``, ``stch``) needs a schedule with every task in every step (``joint``) and at
   least two tasks; one that acts on shared parameters (gradient methods, ``gradnorm``) needs an
   architecture that has them (not ``soft_sharing``);
-- ``gradients: features`` applies to gradient methods that compute task weights (all but
-  ``graddrop``); loss weightings ignore the setting;
+- ``gradients: features`` applies to every gradient method: those that compute task weights
+  take them from the Jacobian of the shared representation, ``graddrop`` drops signs there
+  (the paper's place); loss weightings ignore the setting;
 - ``optimizer_per_task`` gives each task an optimiser of its own, as graph-based alternate
   training does; it needs a schedule that trains one task per step (not ``joint``);
 - ``static`` needs a weight for every task.
@@ -34,6 +35,9 @@ from mtl_core.registry import (
 
 WEIGHTS_FROM_FEATURES = frozenset(
     n for n, e in GRADIENT_METHODS.items() if isinstance(e, Strategy) and e.weights_from_features
+)
+AGGREGATES_FEATURES = frozenset(
+    n for n, e in GRADIENT_METHODS.items() if isinstance(e, Strategy) and e.aggregates_features
 )
 
 
@@ -74,10 +78,14 @@ def combination_problems(
             out.append(f"`{weighting}` needs at least two tasks")
     if method.shared_parameters and not arch.shared_parameters:
         out.append(f"`{weighting}` acts on shared parameters, and `{architecture}` has none")
-    if gradients == "features" and method.gradient_method and not method.weights_from_features:
+    if (
+        gradients == "features"
+        and method.gradient_method
+        and not (method.weights_from_features or method.aggregates_features)
+    ):
         out.append(
-            f"`gradients: features` needs a gradient method that computes task weights; "
-            f"`{weighting}` does not"
+            f"`gradients: features` needs a gradient method that computes task weights or "
+            f"aggregates the representation's gradients; `{weighting}` does neither"
         )
     if optimizer_per_task and steps.every_task_per_step:
         out.append(
@@ -145,6 +153,7 @@ __all__ = [
     "TRUNKS",
     "WEIGHTINGS",
     "WEIGHTS_FROM_FEATURES",
+    "AGGREGATES_FEATURES",
     "baseline_model_setting",
     "combination_problems",
     "single_task_model",

@@ -84,6 +84,9 @@ class Strategy(Entry):
     combines: str = ""  # "gradients" / "losses": combines every task's at once in each step
     shared_parameters: bool = False  # acts on the architecture's shared parameters
     weights_from_features: bool = False  # `gradients: features` applies (weights from a Gramian)
+    # `gradients: features` aggregates the task gradients of the shared representation itself
+    # (GradDrop, where its paper puts it), then backpropagates the result through the trunk
+    aggregates_features: bool = False
     needs_weights: bool = False  # a weight for every task (training.weights)
     seeded: bool = False  # takes the run's seed
     n_tasks: bool = False  # the aggregator takes the number of tasks
@@ -393,9 +396,11 @@ GRADIENT_METHODS = Registry(
         ),
         _gradient_method(
             "graddrop",
-            "drops gradient signs at random by their consistency (Chen et al. 2020)",
+            "drops gradient signs at random by their consistency (Chen et al. 2020; "
+            "gradients: features: at the shared activation)",
             "GradDrop",
             weights_from_features=False,
+            aggregates_features=True,
         ),
         _gradient_method(
             "dualproj",

@@ -13,9 +13,9 @@ Two settings the paper leaves open, both in the study file:
   by a factor of e in about 100 steps. LibMTL trains them at the model's rate: set
   ``uncertainty_lr`` to ``training.lr`` to match it.
 
-The loss is ``exp(-s) L + s`` (the paper's regression form, ``1/(2 sigma^2) L + log sigma``,
-is twice that: the same minimiser, twice the gradient scale; harmless under Adam, not under
-``optimizer: sgd``)."""
+The loss is ``exp(-s) L + s``, twice the paper's regression form ``L / (2 sigma^2) + log
+sigma``: the same minimiser, twice the gradient (harmless under Adam, which divides a constant
+scale out of each update; not under ``optimizer: sgd``)."""
 
 from __future__ import annotations
 

@@ -412,8 +412,11 @@ def test_impossible_combinations_are_refused_with_the_reason():
         fit(tasks, TrainConfig(weighting="pcgrad", schedule="round_robin"))
     with pytest.raises(ValueError, match="soft_sharing` has none"):
         fit(tasks, TrainConfig(weighting="mgda", schedule="joint", architecture="soft_sharing"))
-    with pytest.raises(ValueError, match="gradients: features"):
-        fit(tasks, TrainConfig(weighting="graddrop", schedule="joint", gradients="features"))
+    # graddrop with `gradients: features` was refused (it computes no weights); it now drops
+    # signs at the shared activation, as its paper does, and trains
+    dropped = fit(tasks, TrainConfig(weighting="graddrop", schedule="joint", gradients="features",
+                                     epochs=1))  # fmt: skip
+    assert dropped.history and all(np.isfinite(v) for v in dropped.history[0].train_loss.values())
 
 
 @pytest.mark.parametrize("architecture", ["hard_sharing", "mmoe", "cross_stitch"])
@@ -455,3 +458,52 @@ def test_gradnorm_measures_the_last_shared_layer_of_every_architecture(architect
     weighting.combine(losses)
     for t in tasks:  # weights start at 1: the weighted norms are the norms
         assert weighting.last_norms[t] == pytest.approx(reference[t], rel=1e-4)
+
+
+def test_graddrop_with_features_drops_signs_at_the_shared_activation():
+    """GradDrop where its paper puts it: on the task gradients of the shared representation.
+    Each coordinate's gradient is the tasks' sum where their signs agree and one task's where
+    they conflict; the trunk backpropagates exactly that; each head gets its own loss's."""
+    from torchjd.aggregation import GradDrop
+
+    from mtl_core.methods import combination_problems
+
+    assert not combination_problems(
+        ["a", "b"], schedule="joint", weighting="graddrop", gradients="features"
+    )
+    tasks = _conflicting_tasks()
+    torch.manual_seed(0)
+    model = HardSharing(Trunk((6,), 8, 2, "tanh"), [t.spec for t in tasks.values()])
+    rows = np.arange(64)
+    xb = input_batch(tasks["a"].x["train"], rows)
+    z = model.shared(xb)
+    losses = {
+        t: loss(task.spec, model.head(t, z, xb), torch.from_numpy(task.y["train"][rows]))
+        for t, task in tasks.items()
+    }
+    per_task = {t: torch.autograd.grad(losses[t], z, retain_graph=True)[0] for t in tasks}
+    heads = {t: torch.autograd.grad(losses[t], list(model.task_parameters(t)), retain_graph=True)
+             for t in tasks}  # fmt: skip
+    jacobian = torch.stack([per_task["a"].reshape(-1), per_task["b"].reshape(-1)])
+    torch.manual_seed(7)
+    expected = GradDrop()(jacobian)
+    ga, gb = jacobian
+    agree = torch.sign(ga) == torch.sign(gb)
+    assert torch.allclose(expected[agree], (ga + gb)[agree])
+    conflict = ~agree & (ga != 0) & (gb != 0)
+    assert conflict.any()
+    picked = expected[conflict]
+    assert torch.all(torch.isclose(picked, ga[conflict]) | torch.isclose(picked, gb[conflict]))
+    shared = list(model.shared_parameters())
+    trunk = torch.autograd.grad(
+        z, shared, grad_outputs=expected.reshape(z.shape), retain_graph=True
+    )
+    method = GradientMethod("graddrop", list(tasks), mode="features")
+    model.zero_grad()
+    torch.manual_seed(7)  # the same draw of GradDrop's uniform numbers
+    assert method.backward(model, losses, {t: z for t in tasks}) is None
+    for p, g in zip(shared, trunk, strict=True):
+        assert torch.allclose(p.grad, g, atol=1e-7)
+    for t in tasks:
+        for p, g in zip(model.task_parameters(t), heads[t], strict=True):
+            assert torch.allclose(p.grad, g, atol=1e-7)
