@@ -408,6 +408,42 @@ GRADIENT_METHODS = Registry(
             "DualProj",
         ),
         _gradient_method(
+            "fairgrad",
+            "alpha-fair allocation of the update among tasks (Ban & Ji 2024; "
+            "training.fairgrad_alpha)",
+            "FairGrad",
+            params=(
+                Param(
+                    "fairgrad_alpha",
+                    1.0,
+                    "FairGrad's alpha: 0 maximises the summed improvement, 1 is proportional "
+                    "fairness, large approaches max-min",
+                    ge=0,
+                    le=20,
+                    arg="alpha",
+                ),
+            ),
+        ),
+        _gradient_method(
+            "excess_mtl",
+            "weights by each task's estimated excess risk, robust to label noise (He et al. "
+            "2024; training.excess_mtl_step)",
+            "ExcessMTL",
+            params=(
+                Param(
+                    "excess_mtl_step",
+                    1.0,
+                    "ExcessMTL's step size for its exponentiated weight update",
+                    gt=0,
+                    le=100,
+                    arg="robust_step_size",
+                ),
+            ),
+            # its state accumulates squared gradients per parameter: the representation's
+            # Jacobian changes width with the batch, so it runs on the parameters only
+            weights_from_features=False,
+        ),
+        _gradient_method(
             "nash_mtl",
             "Nash bargaining solution over task gradients (Navon et al. 2022)",
             "NashMTL",

@@ -391,12 +391,12 @@ def test_every_gradient_method_trains_through_a_sparse_first_layer():
             for n, s in data.items()
         }
     )
-    from mtl_core.methods import GRADIENT_METHODS
+    from mtl_core.methods import AGGREGATES_FEATURES, GRADIENT_METHODS, WEIGHTS_FROM_FEATURES
 
     for name in GRADIENT_METHODS:
         for mode in ("parameters", "features"):
-            if mode == "features" and name == "graddrop":
-                continue
+            if mode == "features" and name not in WEIGHTS_FROM_FEATURES | AGGREGATES_FEATURES:
+                continue  # excess_mtl: refused (its state is per parameter)
             config = TrainConfig(
                 schedule="joint", weighting=name, gradients=mode, hidden_size=4, epochs=1
             )
@@ -507,3 +507,33 @@ def test_graddrop_with_features_drops_signs_at_the_shared_activation():
     for t in tasks:
         for p, g in zip(model.task_parameters(t), heads[t], strict=True):
             assert torch.allclose(p.grad, g, atol=1e-7)
+
+
+def test_fairgrad_weights_solve_the_alpha_fair_condition():
+    """FairGrad (Ban & Ji 2024, Eq. 4): the weights solve G w = w^(-1/alpha), G = J J^T."""
+    from mtl_core.gradients import build_aggregator
+
+    torch.manual_seed(0)
+    jacobian = torch.randn(3, 6)
+    for alpha in (0.5, 1.0, 2.0):
+        weights = build_aggregator("fairgrad", 3, fairgrad_alpha=alpha).weighting(jacobian)
+        gramian = jacobian @ jacobian.T
+        assert torch.allclose(gramian @ weights, weights ** (-1 / alpha), rtol=1e-3)
+
+
+def test_excess_mtl_moves_weight_to_the_task_whose_excess_risk_stays():
+    """ExcessMTL (He et al. 2024): weights on the simplex, moved by exponentiated steps toward
+    tasks whose estimated excess risk stays high; a task whose gradients vanish (it has
+    learned what it can) loses weight."""
+    from mtl_core.gradients import build_aggregator
+
+    aggregator = build_aggregator("excess_mtl", 2)
+    for step in range(10):
+        jacobian = torch.stack([torch.ones(5), torch.ones(5) * 0.6**step])
+        weights = aggregator.weighting(jacobian)
+    assert float(weights.sum()) == pytest.approx(1.0)
+    assert weights[0] > 0.9 > 0.1 > weights[1]
+    gentle = build_aggregator("excess_mtl", 2, excess_mtl_step=0.1)
+    for step in range(10):
+        slow = gentle.weighting(torch.stack([torch.ones(5), torch.ones(5) * 0.6**step]))
+    assert 0.5 < slow[0] < weights[0]  # a smaller step moves less
