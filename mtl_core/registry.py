@@ -308,6 +308,13 @@ LOSS_WEIGHTINGS = Registry(
             seeded=True,
         ),
         Strategy(
+            "gls",
+            "geometric mean of the task losses: each weighted by the inverse of its own loss "
+            "(Chennupati et al. 2019)",
+            "mtl_core.weighting.gls:GLS",
+            combines="losses",
+        ),
+        Strategy(
             "stch",
             "smooth Tchebycheff scalarisation of log losses against a warm-up nadir "
             "(Lin et al. 2024; training.stch_mu, training.stch_warmup)",

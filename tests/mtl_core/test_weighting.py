@@ -77,3 +77,25 @@ def test_uncertainty_settings_are_the_start_and_rate_of_the_log_variances():
     slow = _moved(build_weighting("uncertainty", ["a", "b"], {}, {}, uncertainty_lr=0.001), 30)
     quick = _moved(build_weighting("uncertainty", ["a", "b"], {}, {}, uncertainty_lr=0.01), 30)
     assert slow == pytest.approx(0.03, rel=0.05) and quick == pytest.approx(10 * slow, rel=0.1)
+
+
+def test_gls_is_the_geometric_mean_and_blind_to_a_tasks_units():
+    """GLS: the loss is (prod L_t)^(1/T); its gradient weighs each task by G / (T L_t), so a
+    constant factor on one loss scales the gradient without turning it."""
+    from mtl_core.methods import combination_problems
+
+    assert combination_problems(["a", "b"], schedule="round_robin", weighting="gls")
+    gls = build_weighting("gls", ["a", "b"], {}, {})
+    w = torch.tensor([1.0, -2.0], requires_grad=True)
+    x = torch.tensor([0.5, 1.5])
+
+    def gradient(scale: float) -> torch.Tensor:
+        losses = {"a": (w @ x - 1) ** 2 + 1, "b": scale * ((w @ x + 2) ** 2 + 1)}
+        (g,) = torch.autograd.grad(gls.combine(losses), w)
+        return g
+
+    losses = {"a": torch.tensor(2.0), "b": torch.tensor(8.0)}
+    assert float(gls.combine(losses)) == pytest.approx(4.0)
+    assert gls.weights() == pytest.approx({"a": 1.0, "b": 0.25})  # 4 / (2 * L_t)
+    plain, scaled = gradient(1.0), gradient(100.0)
+    assert torch.allclose(scaled, plain * 100**0.5, rtol=1e-5)  # same direction, c^(1/T)
