@@ -22,6 +22,7 @@ from mtl_core.methods import SINGLE_TASK_TRAINING, single_task_model
 from mtl_core.registry import ARCHITECTURES, GRADIENTS, SCHEDULES, TRUNKS, WEIGHTINGS, method_params
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+LR_SCHEDULES = ("constant", "cosine", "step")
 SELECT = ("best_epoch", "last_epoch")
 ArchitectureName = Literal[tuple(ARCHITECTURES)]  # type: ignore[valid-type]
 TrunkName = Literal[tuple(TRUNKS)]  # type: ignore[valid-type]
@@ -63,6 +64,16 @@ class TrainingSettings:
     affinity_every: Annotated[int, Ge(0), Le(100_000)] = 0  # inter-task affinity (0: off)
     diagnostics_every: Annotated[int, Ge(0), Le(100_000)] = 0  # gradient diagnostics (0: off)
     select: Literal[SELECT] = "best_epoch"  # which epoch's model is scored
+    # the learning rate per epoch (mtl_core.lr_schedule): constant | cosine (to near 0 over
+    # the epochs) | step (times lr_gamma every lr_step_every epochs), after a linear warm-up
+    lr_schedule: Literal[LR_SCHEDULES] = "constant"
+    lr_warmup_epochs: Annotated[int, Ge(0), Le(10000)] = 0
+    lr_step_every: Annotated[int, Ge(1), Le(10000)] = 10
+    lr_gamma: Annotated[float, Gt(0), Le(1)] = 0.1
+    grad_clip: Annotated[float, Ge(0)] = 0.0  # the gradients' total norm is clipped to it (0: off)
+    # balanced: each class of a classification task weighs n / (k n_c) in its loss
+    # (scikit-learn's compute_class_weight), from its training labels; none: every row alike
+    class_weights: Literal["none", "balanced"] = "none"
 
 
 @dataclass

@@ -69,17 +69,23 @@ class TaskSpec:
         return 1
 
 
-def loss(spec: TaskSpec, logits, targets):
-    """The task's training loss (a scalar tensor) for a batch of logits and targets."""
+def loss(spec: TaskSpec, logits, targets, class_weight=None):
+    """The task's training loss (a scalar tensor) for a batch of logits and targets;
+    ``class_weight``: each class's weight (binary, multiclass: a weighted mean over the batch's
+    rows) or each label's positive weight (multilabel), from ``class_weights: balanced``."""
     # here, not at the top: torch loads only when this runs
     import torch.nn.functional as F
 
     if spec.type == TaskType.binary:
-        return F.binary_cross_entropy_with_logits(logits.squeeze(-1), targets)
+        if class_weight is None:
+            return F.binary_cross_entropy_with_logits(logits.squeeze(-1), targets)
+        rows = class_weight[targets.long()]
+        each = F.binary_cross_entropy_with_logits(logits.squeeze(-1), targets, reduction="none")
+        return (rows * each).sum() / rows.sum()
     if spec.type == TaskType.multilabel:
-        return F.binary_cross_entropy_with_logits(logits, targets)
+        return F.binary_cross_entropy_with_logits(logits, targets, pos_weight=class_weight)
     if spec.type == TaskType.multiclass:
-        return F.cross_entropy(logits, targets)
+        return F.cross_entropy(logits, targets, weight=class_weight)
     standardised = (targets - spec.target_mean) / spec.target_std
     return F.mse_loss(logits.squeeze(-1), standardised)
 

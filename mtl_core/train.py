@@ -35,6 +35,7 @@ from mtl_core.data.prepare import TaskData
 from mtl_core.diagnostics import GradientMeter
 from mtl_core.distill import soft_loss
 from mtl_core.gradients import GradientMethod
+from mtl_core.lr_schedule import schedulers
 from mtl_core.meter import Meter
 from mtl_core.methods import combination_problems
 from mtl_core.models import build_model
@@ -56,6 +57,7 @@ class EpochLog:
     grad_cos: dict[str, dict[str, float]] | None = None  # i -> j (i < j) -> mean cosine
     # the method's own counters this epoch, by metric name (nash_mtl/solver_failures)
     method: dict[str, float] = field(default_factory=dict)
+    lr: float = float("nan")  # the learning rate the epoch trained at (training.lr_schedule)
     score: float = float("nan")  # the validation score that selects the epoch (module doc)
 
 
@@ -159,6 +161,7 @@ def fit(
         **settings,
     ).to(device)
     optimizers = _optimizers(config, model, names, device)
+    class_w = class_weights(config, task_list, device)
     groups = {t.name: id(t.x["train"]) for t in task_list}  # same x object: same rows
     rows_of = _label_rows(task_list, groups, config.schedule)
     sizes = {t.name: t.labelled_rows("train") for t in task_list}  # what weightings count
@@ -178,6 +181,7 @@ def fit(
         cb.on_train_start(names, config)
 
     epochs = total_epochs(config.schedule, config.epochs, len(names))
+    lr_steps = schedulers(config, optimizers, epochs)
     metric_of = {t.name: t.spec.metric for t in task_list}
     selector = EpochSelector(metric_of, reference, config.patience, config.min_delta)
     # sequential training meets a new task at each phase: stopping counts from the last one
@@ -203,12 +207,16 @@ def fit(
             **settings,
         )
         for step_no, step in enumerate(steps):
-            losses, features, counts = _forward(model, step, by_name, device, soft, config, rows_of)
+            losses, features, counts = _forward(
+                model, step, by_name, device, soft, config, rows_of, class_w
+            )
             _check_finite(losses, epoch, step_no)
             model.zero_grad(set_to_none=True)
             used = strategy.backward(model, losses, features)  # fills .grad; this step's weights
             for meter in meters:
                 meter.after_backward(step_no, model)
+            if config.grad_clip > 0:  # the total norm of every gradient, after the method's
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             for name in optimizers if len(optimizers) == 1 else {t for t, _ in step}:
                 optimizers[name].step()
             strategy.step()
@@ -221,6 +229,9 @@ def fit(
             for name, _ in step:
                 loss_sum[name] += losses[name].detach() * counts[name]
                 loss_rows[name] += counts[name]
+        lr = next(iter(optimizers.values())).param_groups[0]["lr"]  # this epoch's
+        for scheduler in lr_steps:
+            scheduler.step()
         valid = evaluate(model, task_list, "valid", device)
         train_loss = {t: float(loss_sum[t]) / loss_rows[t] for t in names if loss_rows[t]}
         if weight_steps:
@@ -237,6 +248,7 @@ def fit(
             valid,
             weights_used,
             score=score,
+            lr=lr,
             method=strategy.epoch_metrics(),
             **measured,
         )
@@ -356,7 +368,38 @@ def _label_rows(task_list: Sequence[TaskData], groups: Mapping[str, int], schedu
     return _LabelRows(positions, masks)
 
 
-def _forward(model, step, by_name, device, soft, config, rows_of: _LabelRows):
+def class_weights(config, tasks: Sequence[TaskData], device) -> dict[str, torch.Tensor]:
+    """``class_weights: balanced``: per classification task, scikit-learn's balanced weights
+    ``n / (k n_c)`` from its labelled training rows (per label for multilabel tasks: the
+    positives weigh ``n_neg / n_pos``); nothing for regression or ``none``."""
+    if config.class_weights == "none":
+        return {}
+    # here, not at the top: scikit-learn loads only when weights are asked for
+    from sklearn.utils.class_weight import compute_class_weight
+
+    out = {}
+    for task in tasks:
+        y = np.asarray(task.y["train"])
+        if task.labelled is not None:
+            y = y[task.labelled["train"]]
+        if task.spec.type == task_types.TaskType.multilabel:
+            positives = y.sum(axis=0)
+            out[task.name] = torch.tensor(
+                (len(y) - positives) / np.maximum(positives, 1), dtype=torch.float32
+            ).to(device)
+        elif task.spec.type != task_types.TaskType.regression:
+            k = 2 if task.spec.type == task_types.TaskType.binary else len(task.spec.classes)
+            classes = np.arange(k)
+            present = np.isin(classes, y)
+            weights = np.ones(k)
+            weights[present] = compute_class_weight(
+                "balanced", classes=classes[present], y=y.astype(int)
+            )
+            out[task.name] = torch.tensor(weights, dtype=torch.float32).to(device)
+    return out
+
+
+def _forward(model, step, by_name, device, soft, config, rows_of: _LabelRows, class_w=None):
     """Each task's loss for one step, the shared representation it came from, and how many
     labelled rows it was averaged over. Tasks that share rows (same inputs, same batch) share
     one forward pass through the trunk; a task's loss is the mean over its labelled rows."""
@@ -390,7 +433,7 @@ def _forward(model, step, by_name, device, soft, config, rows_of: _LabelRows):
             chosen = torch.from_numpy(keep).to(device)
             logits, y = logits[chosen], y[chosen]
             teacher = teacher[chosen] if teacher is not None else None
-        loss = task_types.loss(task.spec, logits, y)
+        loss = task_types.loss(task.spec, logits, y, (class_w or {}).get(name))
         if teacher is not None:
             loss = (1 - config.distill) * loss + config.distill * soft_loss(
                 task.spec, logits, teacher, config.distill_temperature

@@ -136,6 +136,9 @@ def train_loss(task: str) -> str:
     return f"train/{task}/loss"
 
 
+LR = "lr"  # per epoch: the learning rate the epoch trained at (training.lr_schedule)
+
+
 def weight(task: str) -> str:
     return f"weight/{task}"
 

@@ -53,7 +53,7 @@ def column_name(metric: str) -> str | None:
         return None  # the same value is there as test/delta_m, test/delta/TASK
     if base == record.VALID_DELTA_M:
         return metric
-    if base.startswith(_SERIES) or base.startswith("features/"):
+    if base.startswith(_SERIES) or base.startswith("features/") or base == record.LR:
         return None  # per epoch: the last value is not the scored one
     if base.startswith("baseline/") and not base.startswith("baseline/valid/"):
         return "baseline/test/" + base.removeprefix("baseline/") + tail

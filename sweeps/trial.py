@@ -146,6 +146,8 @@ def _epoch_metrics(
     ]
     out += [(record.weight(t), mean(log.weights[t] for log in logs), e) for t in first.weights]
     out += [(name, mean(log.method.get(name, 0.0) for log in logs), e) for name in first.method]
+    if math.isfinite(first.lr):
+        out.append((record.LR, first.lr, e))  # the same for every seed
     norms = [log.grad_norm for log in logs if log.grad_norm]
     if norms:
         out += [(record.grad_norm(k), mean(n[k] for n in norms), e) for k in norms[0]]

@@ -79,3 +79,23 @@ def test_tuned_mode_needs_something_to_tune(tmp_path):
     )
     result = cli("validate", str(write_study(tmp_path, study)), cwd=tmp_path)
     assert result.returncode == 2 and "baselines.mode" in result.stderr
+
+
+def test_new_training_settings_at_their_neutral_values_leave_the_baseline_key_as_it_was(tmp_path):
+    """lr_schedule, grad_clip and class_weights change a single-task model, so they are part
+    of its key; at their neutral defaults they are left out, so a study begun before they
+    existed finds its baselines again. Each is a searchable study setting."""
+    from sweeps.baselines import NEUTRAL_TRAINING, _training_key
+
+    study = small_study("keys")
+    study["search"]["space"] = {
+        "training.lr_schedule": {"choices": ["constant", "cosine"]},
+        "training.grad_clip": {"choices": [0.0, 1.0]},
+        "training.class_weights": {"choices": ["none", "balanced"]},
+    }
+    spec = load_spec(write_study(tmp_path, study))
+    plain = _training_key(spec.training)
+    assert not set(NEUTRAL_TRAINING) & set(plain)
+    changed = spec.training.model_copy(update={"grad_clip": 1.0, "lr_schedule": "cosine"})
+    assert _training_key(changed) == {**plain, "grad_clip": 1.0, "lr_schedule": "cosine"}
+    assert cli("validate", str(tmp_path / "study.yaml")).returncode == 0
