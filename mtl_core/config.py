@@ -41,6 +41,10 @@ class ModelSettings:
     depth: Annotated[int, Ge(1), Le(16)] = 1  # shared layers (conv: convolution blocks)
     activation: Literal["sigmoid", "relu", "tanh", "gelu"] = "sigmoid"
     dropout: Annotated[float, Ge(0), Lt(1)] = 0.0
+    # task towers: hidden layers of each task's own head (0: a linear head), and their width
+    # (0: hidden_size); the heads are task parameters, the single-task baselines have them too
+    head_layers: Annotated[int, Ge(0), Le(16)] = 0
+    head_hidden: Annotated[int, Ge(0), Le(65536)] = 0
 
 
 @dataclass

@@ -89,7 +89,10 @@ class TrainedModel:
             "activation": config.activation,
             "dropout": config.dropout,
             "trunk": config.trunk,
-            "settings": {p.name: p.kind(v) for p, v in _params(entry, config)},
+            "settings": {
+                **{p.name: p.kind(v) for p, v in _params(entry, config)},
+                **_towers(config),
+            },
         }
         return cls(
             model,
@@ -290,6 +293,14 @@ def check_inputs(frame: pd.DataFrame, columns: Sequence[str], kinds: Mapping[str
                 column=column,
                 row=row + 1,
             )
+
+
+def _towers(config: TrainConfig) -> dict[str, int]:
+    """The heads' towers, kept only when there are any: a model saved before they existed
+    (linear heads) reads the same."""
+    if not config.head_layers:
+        return {}
+    return {"head_layers": int(config.head_layers), "head_hidden": int(config.head_hidden)}
 
 
 def _params(entry, config: TrainConfig):

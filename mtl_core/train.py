@@ -158,6 +158,8 @@ def fit(
         config.activation,
         config.dropout,
         trunk=config.trunk,
+        head_layers=config.head_layers,
+        head_hidden=config.head_hidden,
         **settings,
     ).to(device)
     optimizers = _optimizers(config, model, names, device)

@@ -32,10 +32,17 @@ def build_model(
 ) -> MultiTaskModel:
     """``input_shape``: the shape of one row (an int for flat features). ``settings``: the
     architecture's own hyperparameters by their study names (``experts`` for mmoe,
-    ``sharing_penalty`` for soft_sharing; ``mtl_core.registry``); others are ignored."""
+    ``sharing_penalty`` for soft_sharing; ``mtl_core.registry``) and ``head_layers`` /
+    ``head_hidden`` (task towers, every architecture); others are ignored."""
     entry = ARCHITECTURES.entry(architecture)
     shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
-    spec = Trunk(shape, hidden_size, depth, activation, dropout, trunk)
+    head_layers, head_hidden = (
+        int(settings.get("head_layers", 0)),
+        int(settings.get("head_hidden", 0)),
+    )
+    if head_layers < 0 or head_hidden < 0:
+        raise ValueError("head_layers and head_hidden must be at least 0")
+    spec = Trunk(shape, hidden_size, depth, activation, dropout, trunk, head_layers, head_hidden)
     return entry.load()(spec, tasks, **entry.arguments(settings))
 
 

@@ -10,16 +10,34 @@ representation (``gradients: features``) or to ``shared_parameters()``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
+from mtl_core.models.mlp import ACTIVATIONS
 from mtl_core.tasks import TaskSpec
 
 
-def linear_heads(tasks: Sequence[TaskSpec], width: int) -> nn.ModuleDict:
-    """One linear head per task, from ``width`` features to the task's outputs."""
-    return nn.ModuleDict({t.name: nn.Linear(width, t.head_size) for t in tasks})
+def linear_heads(tasks: Sequence[TaskSpec], width: int, trunk: Any = None) -> nn.ModuleDict:
+    """One head per task, from ``width`` features to the task's outputs: linear, or with the
+    trunk's ``head_layers`` > 0 a task tower of that many hidden layers (``head_hidden``
+    wide, default ``width``; the trunk's activation), the task's own parameters."""
+    layers = getattr(trunk, "head_layers", 0)
+    if not layers:
+        return nn.ModuleDict({t.name: nn.Linear(width, t.head_size) for t in tasks})
+    hidden = getattr(trunk, "head_hidden", 0) or width
+    act = ACTIVATIONS[trunk.activation]
+
+    def tower(out: int) -> nn.Sequential:
+        parts: list[nn.Module] = []
+        size = width
+        for _ in range(layers):
+            parts += [nn.Linear(size, hidden), act()]
+            size = hidden
+        return nn.Sequential(*parts, nn.Linear(size, out))
+
+    return nn.ModuleDict({t.name: tower(t.head_size) for t in tasks})
 
 
 class MultiTaskModel(nn.Module):

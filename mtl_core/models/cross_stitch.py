@@ -33,7 +33,7 @@ class CrossStitch(MultiTaskModel):
         off = (1 - self_weight) / (n - 1) if n > 1 else 0.0
         init = torch.full((n, n), off) + torch.eye(n) * ((self_weight if n > 1 else 1.0) - off)
         self.units = nn.ParameterList(nn.Parameter(init.clone()) for _ in self.towers[0])
-        self.heads = linear_heads(tasks, trunk.hidden_size)
+        self.heads = linear_heads(tasks, trunk.hidden_size, trunk)
 
     def shared(self, x) -> torch.Tensor:
         """Every task's stitched representation, stacked: (tasks, batch, hidden)."""

@@ -22,7 +22,7 @@ class HardSharing(MultiTaskModel):
     ) -> None:
         super().__init__()
         self.trunk = nn.Sequential(*[layer for block in trunk.blocks() for layer in block])
-        self.heads = linear_heads(tasks, trunk.hidden_size)
+        self.heads = linear_heads(tasks, trunk.hidden_size, trunk)
 
     def shared(self, x) -> torch.Tensor:
         return self.trunk(x)

@@ -54,6 +54,8 @@ class Trunk:
     activation: str = "sigmoid"
     dropout: float = 0.0
     kind: str = "auto"  # auto | mlp | conv
+    head_layers: int = 0  # hidden layers in each task's head (a task tower); 0: linear heads
+    head_hidden: int = 0  # their width (0: hidden_size)
 
     def blocks(self) -> list[nn.Sequential]:
         return trunk_blocks(

@@ -32,7 +32,7 @@ class MMoE(MultiTaskModel):
         self.experts = nn.ModuleList(nn.Sequential(*trunk.blocks()) for _ in range(experts))
         width = math.prod(trunk.input_shape)
         self.gates = nn.ModuleDict({t.name: SparseLinear(width, experts) for t in tasks})
-        self.heads = linear_heads(tasks, trunk.hidden_size)
+        self.heads = linear_heads(tasks, trunk.hidden_size, trunk)
 
     def shared(self, x) -> torch.Tensor:
         """Every expert's output: (batch, experts, hidden)."""

@@ -30,7 +30,7 @@ class SoftSharing(MultiTaskModel):
         super().__init__()
         self.penalty = float(sharing_penalty)
         self.towers = nn.ModuleDict({t.name: nn.Sequential(*trunk.blocks()) for t in tasks})
-        self.heads = linear_heads(tasks, trunk.hidden_size)
+        self.heads = linear_heads(tasks, trunk.hidden_size, trunk)
 
     def forward(self, x, task: str) -> torch.Tensor:
         return self.heads[task](self.towers[task](x))

@@ -85,3 +85,33 @@ def test_sparse_first_layer_equals_a_dense_linear_layer():
     assert torch.allclose(grad_sparse, layer.weight.grad, atol=1e-6)
     bound = 1 / np.sqrt(40)  # nn.Linear's initialisation
     assert layer.weight.abs().max() <= bound and layer.bias.abs().max() <= bound
+
+
+@pytest.mark.parametrize("architecture", ["hard_sharing", "mmoe", "cross_stitch", "soft_sharing"])
+def test_task_towers_give_each_head_its_own_layers(architecture):
+    """model.head_layers / head_hidden: each head is a tower of its own (task parameters),
+    under every architecture; the shared part is unchanged, and the single-task baseline has
+    the same tower."""
+    from mtl_core.config import TrainConfig, single_task_config
+
+    plain = build_model(architecture, 4, SPECS, 8, 1, "relu", 0.0)
+    towers = build_model(architecture, 4, SPECS, 8, 1, "relu", 0.0, head_layers=2, head_hidden=5)
+    for spec in SPECS:
+        head = towers.heads[spec.name]
+        linear = [m for m in head.modules() if isinstance(m, nn.Linear)]
+        assert [(m.in_features, m.out_features) for m in linear] == [
+            (8, 5),
+            (5, 5),
+            (5, spec.head_size),
+        ]
+        assert sum(1 for m in head.modules() if isinstance(m, nn.ReLU)) == 2
+        assert {id(p) for p in head.parameters()} <= {
+            id(p) for p in towers.task_parameters(spec.name)
+        }
+        out = towers(torch.zeros(3, 4), spec.name)
+        assert out.shape == (3, spec.head_size)
+    shared = sum(p.numel() for p in plain.shared_parameters())
+    assert sum(p.numel() for p in towers.shared_parameters()) == shared
+    wide = build_model(architecture, 4, SPECS, 8, 1, "relu", 0.0, head_layers=1)
+    assert wide.heads[SPECS[0].name][0].out_features == 8  # head_hidden 0: hidden_size
+    assert single_task_config(TrainConfig(head_layers=2, head_hidden=5)).head_layers == 2

@@ -209,3 +209,20 @@ def test_a_model_over_arrays_takes_rows(tmp_path):
     assert not (tmp_path / "a" / FEATURES_FILE).exists()
     with pytest.raises(DataError, match=r"rows of shape \(6,\)"):
         back.predict(x[:, :5])
+
+
+def test_task_towers_are_saved_and_read_back(tmp_path):
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(120, 6)).astype(np.float32)
+    tasks = tasks_from_arrays(x, {"sign": ((x[:, 0] > 0).astype(int), "binary")})
+    config = TrainConfig(hidden_size=8, epochs=1, head_layers=2, head_hidden=5)
+    result = fit(tasks, config)
+    model = TrainedModel.from_fit(result.model, config, [tasks["sign"].spec], (6,), None)
+    back = TrainedModel.load(model.save(tmp_path / "t"))
+    pd.testing.assert_frame_equal(model.predict(x), back.predict(x))
+    described = json.loads((tmp_path / "t" / MODEL_FILE).read_text())
+    assert described["build"]["settings"] == {"head_layers": 2, "head_hidden": 5}
+    linear = TrainedModel.from_fit(fit(tasks, TrainConfig(hidden_size=8, epochs=1)).model,
+                                   TrainConfig(hidden_size=8, epochs=1), [tasks["sign"].spec],
+                                   (6,), None)  # fmt: skip
+    assert "head_layers" not in linear.build["settings"]  # as saved before towers existed
