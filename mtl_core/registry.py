@@ -134,6 +134,11 @@ class Registry(Mapping[str, Entry]):
         return list(seen.values())
 
 
+_SHARED_EXPERTS = Param("shared_experts", 2, "cgc/ple: shared experts per level", ge=1, le=64)
+_TASK_EXPERTS = Param(
+    "task_experts", 1, "cgc/ple: experts of each task's own per level", ge=1, le=64
+)
+
 ARCHITECTURES = Registry(
     "architecture",
     "model.architecture",
@@ -171,6 +176,23 @@ ARCHITECTURES = Registry(
             "shared experts with one softmax gate per task (Ma et al. 2018; model.experts)",
             "mtl_core.models.mmoe:MMoE",
             (Param("experts", 4, "number of shared experts", ge=1, le=64),),
+        ),
+        Architecture(
+            "cgc",
+            "shared and task-specific experts, one gate per task (Tang et al. 2020; "
+            "model.shared_experts, model.task_experts)",
+            "mtl_core.models.ple:CGC",
+            (_SHARED_EXPERTS, _TASK_EXPERTS),
+        ),
+        Architecture(
+            "ple",
+            "CGC in levels, a shared gate between them (Tang et al. 2020; model.ple_levels)",
+            "mtl_core.models.ple:PLE",
+            (
+                _SHARED_EXPERTS,
+                _TASK_EXPERTS,
+                Param("ple_levels", 2, "PLE's levels of experts", ge=1, le=8, arg="levels"),
+            ),
         ),
     ],
 )
