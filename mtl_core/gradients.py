@@ -65,6 +65,7 @@ class GradientMethod:
     (``mtl_core.weighting.LossWeighting``) is empty: no parameters, no hooks."""
 
     per_step = True
+    needs_losses_after_step = False
 
     def bind(self, model: torch.nn.Module, lr: float) -> None:
         if self.mode == "parameters":  # torchjd vmaps the backward through the trunk

@@ -330,6 +330,26 @@ LOSS_WEIGHTINGS = Registry(
             seeded=True,
         ),
         Strategy(
+            "famo",
+            "learned logits that even out the rate at which the task losses fall "
+            "(Liu et al. 2023; training.famo_lr, training.famo_decay)",
+            "mtl_core.weighting.famo:FAMO",
+            (
+                Param(
+                    "famo_lr", 0.025, "FAMO's Adam rate for its task logits", gt=0, le=10, arg="lr"
+                ),
+                Param(
+                    "famo_decay",
+                    0.01,
+                    "FAMO's weight decay on its task logits",
+                    ge=0,
+                    le=10,
+                    arg="decay",
+                ),
+            ),
+            combines="losses",
+        ),
+        Strategy(
             "gls",
             "geometric mean of the task losses: each weighted by the inverse of its own loss "
             "(Chennupati et al. 2019)",

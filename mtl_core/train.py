@@ -221,6 +221,10 @@ def fit(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             for name in optimizers if len(optimizers) == 1 else {t for t, _ in step}:
                 optimizers[name].step()
+            if strategy.needs_losses_after_step:  # FAMO: how much this step lowered each loss
+                with torch.no_grad():
+                    again = _forward(model, step, by_name, device, soft, config, rows_of, class_w)
+                strategy.losses_after_step(again[0])
             strategy.step()
             for meter in meters:
                 meter.after_step(step_no, model)

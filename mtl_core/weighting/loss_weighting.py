@@ -30,6 +30,9 @@ class LossWeighting:
     epoch's validation; ``weights()`` are the weights to log when a step returned none."""
 
     per_step = False  # True: weights change within an epoch; the loop logs their epoch mean
+    # True: after the optimiser's step the loop computes the step's losses again, on the same
+    # batch without gradients, and hands them to ``losses_after_step`` (FAMO's extra forward)
+    needs_losses_after_step = False
 
     def __init__(
         self,
@@ -66,6 +69,9 @@ class LossWeighting:
 
     def after_backward(self) -> None:
         """Between the backward pass and the optimiser step."""
+
+    def losses_after_step(self, losses: Mapping[str, torch.Tensor]) -> None:
+        """With ``needs_losses_after_step``: the step's losses once the optimiser has stepped."""
 
     def step(self) -> None:
         """After the optimiser step: update the method's own parameters."""

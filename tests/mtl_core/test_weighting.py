@@ -99,3 +99,41 @@ def test_gls_is_the_geometric_mean_and_blind_to_a_tasks_units():
     assert gls.weights() == pytest.approx({"a": 1.0, "b": 0.25})  # 4 / (2 * L_t)
     plain, scaled = gradient(1.0), gradient(100.0)
     assert torch.allclose(scaled, plain * 100**0.5, rtol=1e-5)  # same direction, c^(1/T)
+
+
+def test_famo_gives_weight_to_the_task_whose_loss_falls_slower():
+    """FAMO: the loss's gradient in L_t is the logged weight z_t / (c L_t) (they sum to 1);
+    after a step that lowered a's loss by half and b's by a tenth, the logits move weight to b."""
+    famo = build_weighting("famo", ["a", "b"], {}, {})
+    famo.bind(torch.nn.Linear(2, 1), 0.001)
+    losses = {
+        "a": torch.tensor(1.0, requires_grad=True),
+        "b": torch.tensor(4.0, requires_grad=True),
+    }
+    total = famo.combine(losses)
+    total.backward()
+    weights = famo.weights()
+    assert sum(weights.values()) == pytest.approx(1.0)
+    assert float(losses["a"].grad) == pytest.approx(weights["a"], rel=1e-5)
+    assert weights["a"] == pytest.approx(0.8, rel=1e-4)  # z equal: (1/1) / (1/1 + 1/4)
+    famo.combine({"a": torch.tensor(1.0), "b": torch.tensor(1.0)})
+    famo.losses_after_step({"a": torch.tensor(0.5), "b": torch.tensor(0.9)})
+    z = torch.softmax(famo.xi.detach(), 0)
+    assert float(z[1]) > 0.5 > float(z[0])
+
+
+def test_famo_trains_with_its_extra_forward():
+    import numpy as np
+
+    from mtl_core import TrainConfig, fit
+    from mtl_core.data.arrays import tasks_from_arrays
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(160, 4)).astype(np.float32)
+    tasks = tasks_from_arrays(
+        x, {"a": ((x[:, 0] > 0).astype(int), "binary"), "b": (x[:, 1] * 2, "regression")}
+    )
+    result = fit(tasks, TrainConfig(hidden_size=8, epochs=2, schedule="joint", weighting="famo"))
+    weights = result.history[-1].weights
+    assert sum(weights.values()) == pytest.approx(1.0, rel=1e-3)
+    assert all(np.isfinite(v) for log in result.history for v in log.train_loss.values())

@@ -80,9 +80,9 @@ def _grid():
 
 def _cannot_train(architecture: str, schedule: str, weighting: str) -> bool:
     """The rule in words, for two tasks that each have a weight: methods that combine every
-    task's gradients (or losses: stch, gls) need every task in every step; those that act on
+    task's gradients (or losses: stch, gls, famo) need every task in every step; those that act on
     gradients need shared parameters."""
-    needs_joint = weighting in GRADIENT_METHODS or weighting in ("gradnorm", "stch", "gls")
+    needs_joint = weighting in GRADIENT_METHODS or weighting in ("gradnorm", "stch", "gls", "famo")
     needs_shared = weighting in GRADIENT_METHODS or weighting == "gradnorm"
     return (needs_joint and schedule != "joint") or (
         needs_shared and architecture == "soft_sharing"
