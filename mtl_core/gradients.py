@@ -81,7 +81,7 @@ class GradientMethod:
         return {}
 
     def epoch_metrics(self) -> dict[str, float]:
-        """Nash-MTL's solver failures and solves this epoch (``mtl_core.solver_watch``)."""
+        """Nash-MTL's solver failures and steps this epoch (``mtl_core.solver_watch``)."""
         return self.watch.epoch_metrics() if self.watch is not None else {}
 
     def __init__(

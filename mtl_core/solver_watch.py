@@ -1,10 +1,12 @@
 """Nash-MTL's solver, watched. torchjd's ``NashMTL`` solves a small convex problem (cvxpy,
-ECOS) at every step for the task weights; when a solve raises or ends with a status other than
-``optimal``, it keeps the weights it had and says nothing. In real fits that happened in 1–2 of
-66 solves. This counts, per epoch, the steps whose weights are not the solver's answer for that
-step (``nash_mtl/solver_failures``, beside ``nash_mtl/solves``), and warns once per process
-with the solver's own note, so a study can tell "Nash-MTL's weights" from "the weights of an
-earlier step".
+ECOS, up to ``optim_niter`` iterations a step) for the task weights; when a solve raises or
+ends with a status other than ``optimal``, it falls back to the iterate it had and says
+nothing; when that happens on the step's first iteration, the step keeps the previous step's
+weights. In real fits that happened in 1–2 of 66 steps. This counts, per epoch, the steps
+whose weights are the previous step's after a failed solve (``nash_mtl/solver_failures``,
+beside ``nash_mtl/steps``, the steps solved for), and warns once per process with the
+solver's own note, so a study can tell "Nash-MTL's weights" from "the weights of an earlier
+step". A failure later in a step's iterations leaves a less converged answer, not counted.
 
 It wraps two methods of torchjd's weighting instance (``_init_optim_problem``, which builds the
 cvxpy problem, and ``_solve_optimization``, one step's solves) without changing what they
@@ -16,6 +18,8 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import numpy as np
+
 _WARNED = False
 
 
@@ -23,7 +27,7 @@ class SolverWatch:
     def __init__(self, aggregator: Any, metric_prefix: str = "nash_mtl") -> None:
         self.prefix = metric_prefix
         self.failures = 0  # this epoch
-        self.solves = 0  # this epoch
+        self.steps = 0  # this epoch: steps whose weights were solved for
         self.total_failures = 0
         self.last_note = ""
         self._step_failed = False
@@ -48,9 +52,12 @@ class SolverWatch:
 
         def one_step(gtg: Any) -> Any:
             self._step_failed = False
+            before = getattr(weighting, "prvs_alpha", None)
+            before = None if before is None else np.array(before, copy=True)
             weights = solve_step(gtg)
-            self.solves += 1
-            if self._step_failed:
+            self.steps += 1
+            kept = before is not None and np.array_equal(np.asarray(weights), before)
+            if self._step_failed and kept:  # the solver's answer was not used at all
                 self.failures += 1
                 self.total_failures += 1
                 _warn_once(self.last_note)
@@ -66,9 +73,9 @@ class SolverWatch:
     def epoch_metrics(self) -> dict[str, float]:
         out = {
             f"{self.prefix}/solver_failures": float(self.failures),
-            f"{self.prefix}/solves": float(self.solves),
+            f"{self.prefix}/steps": float(self.steps),
         }
-        self.failures = self.solves = 0
+        self.failures = self.steps = 0
         return out
 
 

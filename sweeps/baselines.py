@@ -37,29 +37,22 @@ from sweeps import record
 from sweeps.models import record_model
 from sweeps.schema import StudySpec
 from sweeps.space import TrialConfig, tuning_space
+from sweeps.stable_keys import model_key, training_key
 from sweeps.study_data import StudyData, data_for
 from sweeps.tracking import Tracker
 
 # training settings a single-task baseline does not depend on
 IGNORED_TRAINING = set(SINGLE_TASK_TRAINING) | MULTI_TASK_ONLY | {"seeds", "device"}
-# settings added after studies had baselines, at the values that change nothing: left out of
-# the key, so that a study begun before them finds its baselines again
-NEUTRAL_TRAINING = {
-    "lr_schedule": "constant",
-    "lr_warmup_epochs": 0,
-    "lr_step_every": 10,
-    "lr_gamma": 0.1,
-    "grad_clip": 0.0,
-    "class_weights": "none",
-}
 
 
 def _training_key(training: Any) -> dict[str, Any]:
-    values = training.model_dump(exclude=IGNORED_TRAINING)
-    return {k: v for k, v in values.items() if NEUTRAL_TRAINING.get(k, _UNSET) != v}
+    return training_key(training.model_dump(exclude=IGNORED_TRAINING))
 
 
-_UNSET = object()
+def _model_key(model: Any) -> dict[str, Any]:
+    return model_key(single_task_model(model.model_dump()))
+
+
 WAIT_POLL_S = 1.0
 
 
@@ -99,7 +92,7 @@ def baseline_key(
             "task": task,
             "data": data.fingerprints[task],
             "features": data.space.fingerprint(),
-            "model": single_task_model(config.model.model_dump()),
+            "model": _model_key(config.model),
             "training": _training_key(config.training),
             "seed": spec.seed if seed is None else seed,
         }
@@ -114,7 +107,7 @@ def tuning_key(spec: StudySpec, data: StudyData, task: str) -> str:
             "task": task,
             "data": data.fingerprints[task],
             "features": data.space.fingerprint(),
-            "model": single_task_model(spec.model.model_dump()),
+            "model": _model_key(spec.model),
             "training": _training_key(spec.training),
             "space": {k: v.model_dump() for k, v in tuning_space(spec).items()},
             "trials": spec.baselines.trials,

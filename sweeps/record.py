@@ -164,7 +164,7 @@ def selected_valid_delta(task: str) -> str:
 
 
 # a method's own per-epoch counters, named by mtl_core (EpochLog.method), logged as they are:
-# nash_mtl/solver_failures and nash_mtl/solves (mtl_core.solver_watch)
+# nash_mtl/solver_failures and nash_mtl/steps (mtl_core.solver_watch)
 METHOD_COUNTER_PREFIXES = ("nash_mtl/",)
 
 

@@ -74,6 +74,8 @@ def _trial_of(run: Any) -> int | None:
 
 
 def _number(value: str) -> Any:
+    if value == "None":  # MLflow's text of a setting left unset (max_features: null)
+        return None
     try:
         number = float(value)
     except (TypeError, ValueError):

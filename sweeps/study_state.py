@@ -44,6 +44,8 @@ def valid_delta_m(trial: FrozenTrial) -> float | None:
 
 
 def pareto_front(study: optuna.Study) -> list[int]:
+    """The trials on the front, each configuration once: a trial that took an earlier one's
+    result (``reuses``, sweeps.reuse) repeats a point already there."""
     if len(study.directions) < 2:
         return []
-    return sorted(t.number for t in study.best_trials)
+    return sorted(t.number for t in study.best_trials if "reuses" not in t.user_attrs)

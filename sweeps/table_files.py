@@ -29,10 +29,21 @@ def write_whole(frame: Any, out: Path) -> None:
     os.close(handle)
     try:
         if out.suffix.lower() == ".parquet":
-            frame.to_parquet(temp, index=False)
+            _typed(frame).to_parquet(temp, index=False)
         else:
             frame.to_csv(temp, index=False)
         os.replace(temp, out)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def _typed(frame: Any) -> Any:
+    """Parquet holds one type per column: a column mixing numbers and words (a searched
+    setting of ``[1000, auto]``) is written as text, its blanks kept blank."""
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column].dropna()
+        if out[column].dtype == object and values.map(type).nunique() > 1:
+            out[column] = out[column].map(lambda v: None if v is None else str(v))
+    return out

@@ -84,11 +84,25 @@ def pair_matrix(tasks: Sequence[str], runs: Iterable[Any], split: str = "test") 
 
 
 def study_pair_runs(spec: StudySpec) -> list[Any]:
-    """The finished trial and transfer runs of a study ([] before its store exists)."""
-    return [
+    """The finished trial and transfer runs of a study with figures of their own ([] before
+    its store exists): not pruned or reused trials, and one transfer run per key (the
+    earliest), so a configuration is never counted twice."""
+    runs = [
         run
         for kind in (record.TRIAL, record.TRANSFER)
         for run in record.study_search(spec, record.of_kind(kind, "FINISHED"))
+        if record.has_results(run)
+    ]
+    first: dict[str, Any] = {}
+    for run in sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id)):
+        key = run.data.tags.get(record.TRANSFER_KEY)
+        if key is not None:
+            first.setdefault(key, run)
+    return [
+        r
+        for r in runs
+        if r.data.tags.get(record.TRANSFER_KEY) is None
+        or first[r.data.tags[record.TRANSFER_KEY]] is r
     ]
 
 

@@ -29,6 +29,7 @@ from sweeps.masking import mask
 from sweeps.runner import open_tracker, study_params
 from sweeps.schema import StudySpec
 from sweeps.space import TrialConfig, fixed_config, sample
+from sweeps.stable_keys import model_key, training_key
 from sweeps.study_data import load_study_data
 from sweeps.study_state import best_of
 from sweeps.transfer_matrix import PairMatrix, pair_matrix, print_matrix
@@ -106,8 +107,8 @@ def _key(spec: StudySpec, data, pair, config: TrialConfig) -> str:
         "pair": pair,
         "data": [data.fingerprints[t] for t in pair],
         "features": data.space.fingerprint(),
-        "model": config.model.model_dump(),
-        "training": config.training.model_dump(exclude={"device"}),
+        "model": model_key(config.model.model_dump()),
+        "training": training_key(config.training.model_dump(exclude={"device"})),
         "seed": spec.seed,
         "baselines": spec.baselines.model_dump(),
     }

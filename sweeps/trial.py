@@ -41,7 +41,7 @@ from sweeps.models import record_model
 from sweeps.progress import Reporter
 from sweeps.reuse import CONFIG_KEY, config_key, original_of, take_result
 from sweeps.schema import StudySpec
-from sweeps.space import TrialConfig, sample, trial_problems
+from sweeps.space import TrialConfig, config_from_params, sample, trial_problems
 from sweeps.study_data import StudyData
 from sweeps.tracking import Tracker, TrackingUnavailable
 from sweeps.trial_diagnostics import log_diagnostics
@@ -75,6 +75,7 @@ class TrialContext:
     target: int = 0  # finished trials the study should hold
     counts: object = None  # callable: does a frozen trial count towards the target
     outcomes: list[TrialOutcome] = field(default_factory=list)
+    recorded_keys: dict[int, str] = field(default_factory=dict)  # sweeps.reuse, older trials
 
 
 class _Record(Callback):
@@ -198,6 +199,18 @@ def is_surplus(ctx: TrialContext, trial: optuna.Trial) -> bool:
     return len(ahead) >= ctx.target
 
 
+def _recorded_key(ctx: TrialContext, trial: optuna.trial.FrozenTrial) -> str:
+    """The configuration key of a trial recorded before keys were (rebuilt from its
+    parameters once per process)."""
+    if trial.number not in ctx.recorded_keys:
+        tasks = str(trial.params.get("tasks", ",".join(ctx.spec.task_names))).split(",")
+        config = config_from_params(ctx.spec, tasks, trial.params)
+        ctx.recorded_keys[trial.number] = config_key(
+            config, ctx.data, ctx.spec.baselines.model_dump()
+        )
+    return ctx.recorded_keys[trial.number]
+
+
 def keeps_model(ctx: TrialContext, valid_delta_m: float) -> bool:
     """Without confirmation, a trial logs its model when fewer than ``search.log_models``
     complete trials have a higher validation objective (confirm runs log theirs)."""
@@ -205,7 +218,12 @@ def keeps_model(ctx: TrialContext, valid_delta_m: float) -> bool:
     if search.confirms or search.log_models <= 0 or not math.isfinite(valid_delta_m):
         return False
     done = ctx.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    better = [t for t in done if t.user_attrs.get("valid_delta_m", -math.inf) > valid_delta_m]
+    better = [
+        t
+        for t in done
+        if t.user_attrs.get("valid_delta_m", -math.inf) > valid_delta_m
+        and "reuses" not in t.user_attrs  # a repeat holds no model of its own
+    ]
     return len(better) < search.log_models
 
 
@@ -267,10 +285,14 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
     ctx.reporter.trial_started(trial.number, config.tasks, config.params)
     times = {"train": 0.0, "baseline": 0.0}
     try:
-        key = config_key(config, ctx.data)
-        original = original_of(ctx.study, key, trial.number) if spec.search.reuse else None
+        key = config_key(config, ctx.data, spec.baselines.model_dump())
+        original = (
+            original_of(ctx.study, key, trial.number, lambda t: _recorded_key(ctx, t))
+            if spec.search.reuse
+            else None
+        )
         if original is not None:  # trained already: its result, not a second training
-            value, taken = take_result(ctx, trial, original, run_id, started, name)
+            value, taken = take_result(ctx, trial, original, key, run_id, started, name)
             ctx.outcomes.append(
                 TrialOutcome(
                     trial.number,

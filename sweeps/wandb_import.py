@@ -40,7 +40,7 @@ import yaml
 from mtl_core.tasks import allowed_metrics
 from sweeps.errors import StudyError
 from sweeps.space import setting
-from sweeps.spec import spec_from_mapping
+from sweeps.spec import _check_yaml, spec_from_mapping
 
 SAMPLER = {"grid": "grid", "random": "random", "bayes": "gp"}
 ALIASES = {
@@ -92,7 +92,7 @@ def translate(
     elif method in SAMPLER:
         search["sampler"] = SAMPLER[method]
     else:
-        lost.append(f"method: {method!r} is not grid, random or bayes")
+        lost.append(f"method: {_short(method)} is not grid, random or bayes")
     params = sweep.get("parameters") or {}
     if not isinstance(params, Mapping):
         lost.append("parameters: not a mapping of parameter names")
@@ -113,10 +113,11 @@ def translate(
         if why:
             lost.append(f"{where}: {why}")
         if fixed is not _NOTHING:
-            section, _, field = key.partition(".")
-            study.setdefault(section, {})
-            if isinstance(study[section], dict):
-                study[section] = {**study[section], field: fixed}
+            if not _fix(study, key, fixed):
+                lost.append(
+                    f"{where}: a fixed value of {key} cannot be carried (set it in the tasks "
+                    "file's sections)"
+                )
         elif searched is not None:
             space[key] = searched
     _metric(sweep.get("metric"), study, metrics, lost)
@@ -126,7 +127,7 @@ def translate(
         if isinstance(cap, int) and not isinstance(cap, bool) and cap >= 1:
             search["n_trials"] = cap
         else:
-            lost.append(f"run_cap: {cap!r} is not a positive whole number")
+            lost.append(f"run_cap: {_short(cap)} is not a positive whole number")
     for key in sweep:
         if key in IGNORED:
             lost.append(f"{key}: not needed (a study trains its own model; nothing to launch)")
@@ -139,6 +140,25 @@ def translate(
 
 
 _NOTHING = object()
+
+
+def _fix(study: dict, key: str, value: Any) -> bool:
+    """Set a fixed setting where the study file holds it: ``training.lr`` in ``training``,
+    ``features.COL.FIELD`` in ``features.COL``, ``training.weights.TASK`` in
+    ``training.weights``; False for one a sweep cannot fix here (``options.*``)."""
+    found = setting(key)
+    if found is None or found[0] == "options":
+        return False
+    path, field = found[0].split("."), key.rsplit(".", 1)[1]
+    node = study
+    for part in path:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+        node[part] = dict(child)
+        node = node[part]
+    node[field] = value
+    return True
 
 
 def _parameter(entry: Mapping[str, Any]) -> tuple[Any, dict | None, str]:
@@ -179,11 +199,19 @@ def _parameter(entry: Mapping[str, Any]) -> tuple[Any, dict | None, str]:
         elif distribution == "log_uniform_values":
             out["log"] = True
         elif distribution == "log_uniform":  # W&B's bounds are natural logs here
+            if max(low, high) > 700:
+                return _NOTHING, None, "log_uniform: bounds are natural logs; e^700 overflows"
             out = {"low": _round(math.exp(low)), "high": _round(math.exp(high)), "log": True}
         return _NOTHING, out, "; ".join(notes)
     if distribution is not None:
         return _NOTHING, None, f"distribution: {distribution!r} without min/max cannot be carried"
     return _NOTHING, None, "no value, values or min/max"
+
+
+def _short(value: Any) -> str:
+    """A value as a message shows it: one line, at most 80 characters."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _round(value: float) -> float:
@@ -219,17 +247,24 @@ def _early_terminate(rule: Any, study: dict, search: dict, lost: list[str]) -> N
     if rule is None:
         return
     if not isinstance(rule, Mapping) or rule.get("type") != "hyperband":
-        lost.append(f"early_terminate: {rule!r}; only hyperband has a study equivalent")
+        lost.append(f"early_terminate: {_short(rule)}; only hyperband has a study equivalent")
         return
     search["pruner"] = "hyperband"
+    for name in ("min_iter", "max_iter"):
+        value = rule.get(name)
+        if name in rule and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            lost.append(f"early_terminate.{name}: {_short(value)} is not a positive whole number")
+            return
     if "min_iter" in rule:
-        search["pruner_warmup"] = max(0, int(rule["min_iter"]) - 1)
+        search["pruner_warmup"] = rule["min_iter"] - 1
     if "max_iter" in rule:
         training = study.setdefault("training", {})
         if isinstance(training, dict) and "epochs" not in training:
-            study["training"] = {**training, "epochs": int(rule["max_iter"])}
+            study["training"] = {**training, "epochs": rule["max_iter"]}
     if rule.get("eta", 3) != 3:
-        lost.append(f"early_terminate.eta: {rule['eta']!r}; the study's Hyperband halves by 3")
+        lost.append(
+            f"early_terminate.eta: {_short(rule['eta'])}; the study's Hyperband halves by 3"
+        )
     for key in rule:
         if key not in {"type", "min_iter", "max_iter", "eta"}:
             lost.append(f"early_terminate.{key}: not carried")
@@ -244,17 +279,25 @@ def tasks_base(raw: Any, tasks_file: Path, out_folder: Path) -> dict[str, Any]:
     """The study's sections from the tasks file, its relative data paths rewritten relative
     to ``out_folder`` (where the study is written)."""
     base = dict(raw) if "tasks" in raw else {"tasks": dict(raw)}
+
+    def moved(path: Any) -> Any:
+        if not isinstance(path, str) or path.startswith("builtin:") or Path(path).is_absolute():
+            return path
+        return os.path.relpath((tasks_file.parent / path).resolve(), out_folder.resolve())
+
     tasks = base.get("tasks")
     if isinstance(tasks, Mapping):
         rewritten = {}
         for name, task in tasks.items():
-            if isinstance(task, Mapping) and isinstance(task.get("path"), str):
-                path = task["path"]
-                if not path.startswith("builtin:") and not Path(path).is_absolute():
-                    full = (tasks_file.parent / path).resolve()
-                    task = {**task, "path": os.path.relpath(full, out_folder.resolve())}
+            if isinstance(task, Mapping):
+                task = {**task, **({"path": moved(task["path"])} if "path" in task else {})}
+                split = task.get("split")
+                if isinstance(split, Mapping) and "train" in split:  # a file per split
+                    task["split"] = {k: moved(v) for k, v in split.items()}
             rewritten[name] = task
         base["tasks"] = rewritten
+    if "workdir" in base:
+        base["workdir"] = moved(base["workdir"])
     return base
 
 
@@ -283,12 +326,12 @@ def import_file(sweep_file: Path, tasks_file: Path, out: Path, force: bool = Fal
         raise StudyError(
             [f"the translated study: {p.split(': ', 1)[-1]}" for p in exc.problems]
         ) from None
-    header = [f"# translated from {sweep_file.name} by `sweeps import-wandb`"]
+    header = [f"# translated from {' '.join(sweep_file.name.split())} by `sweeps import-wandb`"]
     if sweep.get("description"):
         header.append(f"# W&B description: {' '.join(str(sweep['description']).split())}")
     if lost:
         header.append("# not carried over:")
-        header += [f"#   {line}" for line in lost]
+        header += [f"#   {' '.join(line.split())}" for line in lost]  # one line each
     text = "\n".join(header) + "\n" + yaml.safe_dump(study, sort_keys=False, allow_unicode=True)
     _write_whole_text(out, text)
     return lost
@@ -298,9 +341,12 @@ def _read_mapping(path: Path, what: str) -> dict[str, Any]:
     if not path.is_file():
         raise StudyError(f"{what}: no such file {path}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        root = yaml.compose(text)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise StudyError(f"{what}: {path} is not valid YAML: {exc}") from None
+    _check_yaml(path, root)  # duplicate keys and alias bombs, as a study file is checked
+    raw = yaml.safe_load(text)
     if not isinstance(raw, dict):
         raise StudyError(f"{what}: {path} is not a mapping of keys")
     return raw

@@ -138,3 +138,17 @@ def test_export_writes_the_table_whole(ran, tmp_path):
     done = cli("export", "study.yaml", "--out", str(tmp_path / "n.csv"), cwd=fresh)
     assert done.returncode == 2 and "has no runs yet" in done.stderr
     assert not (tmp_path / "n.csv").exists()
+
+
+def test_a_column_of_numbers_and_words_is_written_to_parquet_as_text(tmp_path):
+    """A searched `max_features: [1000, null]` or `[1000, auto]` mixes types in one column;
+    parquet holds one type per column, so it is written as text, blanks kept."""
+    from sweeps.results import _number
+    from sweeps.table_files import write_whole
+
+    assert _number("None") is None and _number("1000") == 1000 and _number("0.5") == 0.5
+    frame = pd.DataFrame({"mixed": [1000, "auto", None], "n": [1, 2, 3]})
+    write_whole(frame, tmp_path / "m.parquet")
+    back = pd.read_parquet(tmp_path / "m.parquet")
+    assert list(back["mixed"].iloc[:2]) == ["1000", "auto"] and pd.isna(back["mixed"].iloc[2])
+    assert list(back["n"]) == [1, 2, 3]

@@ -81,21 +81,49 @@ def test_tuned_mode_needs_something_to_tune(tmp_path):
     assert result.returncode == 2 and "baselines.mode" in result.stderr
 
 
-def test_new_training_settings_at_their_neutral_values_leave_the_baseline_key_as_it_was(tmp_path):
-    """lr_schedule, grad_clip and class_weights change a single-task model, so they are part
-    of its key; at their neutral defaults they are left out, so a study begun before they
-    existed finds its baselines again. Each is a searchable study setting."""
-    from sweeps.baselines import NEUTRAL_TRAINING, _training_key
+# what the keys hashed at 39488a2, before towers, CGC/PLE, lr schedules, clipping, class weights
+# and the methods added with them existed (sweeps/stable_keys.py)
+OLD_BASELINE_MODEL = ["activation", "architecture", "depth", "dropout", "hidden_size", "trunk"]
+OLD_BASELINE_TRAINING = [
+    "batch_size", "early_stopping", "epochs", "lr", "optimizer", "select", "weight_decay",
+]  # fmt: skip
+OLD_TRANSFER_MODEL = sorted(OLD_BASELINE_MODEL + ["experts", "sharing_penalty"])
+OLD_TRANSFER_TRAINING = [
+    "affinity_every", "batch_size", "cagrad_c", "diagnostics_every", "distill",
+    "distill_temperature", "dwa_temperature", "early_stopping", "epochs", "gradients",
+    "gradnorm_alpha", "lr", "optimizer", "optimizer_per_task", "schedule", "seeds", "select",
+    "stch_mu", "stch_warmup", "temperature", "weight_decay", "weighting", "weights",
+]  # fmt: skip
+
+
+def test_settings_added_later_leave_the_record_keys_as_they_were(tmp_path):
+    """A study begun before the new settings finds its baselines and pair runs again: at
+    their neutral values they stay out of the keys, which hash exactly what they hashed at
+    39488a2 (the field lists above, taken from that commit); set, they enter the key. Each is
+    a searchable study setting."""
+    from sweeps.baselines import _model_key, _training_key
+    from sweeps.space import fixed_config
+    from sweeps.stable_keys import model_key, training_key
 
     study = small_study("keys")
     study["search"]["space"] = {
         "training.lr_schedule": {"choices": ["constant", "cosine"]},
         "training.grad_clip": {"choices": [0.0, 1.0]},
         "training.class_weights": {"choices": ["none", "balanced"]},
+        "model.head_layers": {"choices": [0, 1]},
     }
     spec = load_spec(write_study(tmp_path, study))
-    plain = _training_key(spec.training)
-    assert not set(NEUTRAL_TRAINING) & set(plain)
+    config = fixed_config(spec)
+    assert sorted(_model_key(config.model)) == OLD_BASELINE_MODEL
+    assert sorted(_training_key(config.training)) == OLD_BASELINE_TRAINING
+    assert sorted(model_key(config.model.model_dump())) == OLD_TRANSFER_MODEL
+    assert sorted(training_key(config.training.model_dump(exclude={"device"}))) == (
+        OLD_TRANSFER_TRAINING
+    )
     changed = spec.training.model_copy(update={"grad_clip": 1.0, "lr_schedule": "cosine"})
-    assert _training_key(changed) == {**plain, "grad_clip": 1.0, "lr_schedule": "cosine"}
+    assert _training_key(changed) == {
+        **_training_key(spec.training), "grad_clip": 1.0, "lr_schedule": "cosine"
+    }  # fmt: skip
+    towers = spec.model.model_copy(update={"head_layers": 1})
+    assert set(_model_key(towers)) - set(OLD_BASELINE_MODEL) == {"head_layers", "head_hidden"}
     assert cli("validate", str(tmp_path / "study.yaml")).returncode == 0

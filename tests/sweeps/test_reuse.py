@@ -104,3 +104,31 @@ def test_the_key_is_every_effective_setting_and_the_data(tmp_path):
     ):
         assert config_key(fixed_config(spec, updates=updates), data) != config_key(base, data)
     assert config_key(fixed_config(spec, ["imdb"]), data) != config_key(base, data)
+
+
+def test_a_trial_recorded_before_keys_is_found_by_its_parameters(tmp_path):
+    """A study begun before this feature has COMPLETE trials without `config_key`: their key
+    is rebuilt from their parameters, and it is the key they would have recorded."""
+    from sweeps.reuse import original_of
+    from sweeps.space import config_from_params
+
+    study = _one_configuration("older")
+    study["search"].update(n_trials=1, reuse=False)
+    spec = load_spec(write_study(tmp_path, study))
+    run_study(spec)
+    (recorded,) = optuna.load_study(study_name="older", storage=spec.optuna_storage).trials
+    data = load_study_data(spec)
+    tasks = recorded.params.get("tasks", ",".join(spec.task_names)).split(",")
+    rebuilt = config_key(
+        config_from_params(spec, tasks, recorded.params), data, spec.baselines.model_dump()
+    )
+    assert rebuilt == recorded.user_attrs["config_key"]
+    memory = optuna.create_study(direction="maximize")
+    memory.add_trial(
+        optuna.trial.create_trial(
+            params=recorded.params, distributions=recorded.distributions, value=1.0
+        )
+    )  # an older trial: no config_key attribute
+    assert original_of(memory, rebuilt, 5) is None
+    found = original_of(memory, rebuilt, 5, key_of=lambda t: rebuilt)
+    assert found is not None and found.number == 0

@@ -141,3 +141,55 @@ def test_bad_inputs_are_refused_and_nothing_is_written(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "a temporary file"
     done = cli("import-wandb", sweep, "--tasks", tasks, "--out", str(out), "--force")
     assert done.returncode == 0 and "reviews-sweep" in out.read_text()
+
+
+def test_odd_inputs_are_carried_or_named_never_a_traceback(tmp_path):
+    tasks = _tasks(tmp_path / "in")
+    (tmp_path / "out").mkdir()
+    # a key given twice, as a study file is checked
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("method: grid\nmethod: random\n", encoding="utf-8")
+    done = cli(
+        "import-wandb", str(dup), "--tasks", tasks, "--out", str(tmp_path / "out" / "d.yaml")
+    )
+    assert done.returncode == 2 and "duplicate key 'method'" in done.stderr
+    sweep = {
+        "method": "random",
+        "parameters": {
+            "features.text.max_features": {"value": 500},  # three-part keys, nested right
+            "training.weights.imdb": {"value": 2.0},
+            "bad\nkey: injected": {"values": [1, 2]},  # a newline must not reach the YAML
+        },
+        "early_terminate": {"type": "hyperband", "min_iter": "abc"},
+    }
+    out = tmp_path / "out" / "s.yaml"
+    done = cli("import-wandb", _write(tmp_path, "s.yaml", sweep), "--tasks", tasks,
+               "--out", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "early_terminate.min_iter: 'abc' is not a positive whole number" in done.stdout
+    spec = load_spec(out)
+    assert spec.features["text"].max_features == 500
+    assert spec.training.weights == {"imdb": 2.0}
+    lines = out.read_text().splitlines()
+    assert [line for line in lines if "injected" in line and not line.startswith("#")] == []
+    assert lines[next(i for i, line in enumerate(lines) if not line.startswith("#"))] == "name: s"
+    assert "injected" not in yaml.safe_load(out.read_text())
+
+
+def test_split_files_and_the_workdir_are_rewritten_for_the_studys_folder(tmp_path):
+    folder = tmp_path / "in"
+    _tasks(folder)
+    tasks = two_tasks(small_study("t"))["tasks"]
+    for name, task in tasks.items():
+        task.pop("path")
+        task["split"] = {"train": f"data/{name}.txt", "valid": 0.2, "test": f"data/{name}.txt"}
+    tasks_file = _write(folder, "split.yaml", {"tasks": tasks, "workdir": "runs"})
+    (tmp_path / "studies").mkdir()
+    out = tmp_path / "studies" / "study.yaml"
+    done = cli("import-wandb", _write(tmp_path, "w.yaml", {"method": "random"}),
+               "--tasks", tasks_file, "--out", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    spec = load_spec(out)
+    assert spec.tasks["imdb"].split.train == "../in/data/imdb.txt"
+    assert spec.tasks["imdb"].split.valid == 0.2
+    assert spec.workdir_path == (tmp_path / "in" / "runs").resolve()
