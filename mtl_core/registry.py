@@ -91,6 +91,9 @@ class Strategy(Entry):
     seeded: bool = False  # takes the run's seed
     n_tasks: bool = False  # the aggregator takes the number of tasks
     gradient_method: bool = False
+    # "module:Class": the GradientMethod subclass that runs it (imtl: loss scales of its own
+    # around the aggregator); empty: mtl_core.gradients.GradientMethod
+    strategy: str = ""
 
 
 @dataclass(frozen=True)
@@ -434,6 +437,13 @@ GRADIENT_METHODS = Registry(
         ),
         _gradient_method(
             "imtl_g", "impartial MTL: equal projections on the update (Liu et al. 2021)", "IMTLG"
+        ),
+        _gradient_method(
+            "imtl",
+            "IMTL-L's learned loss scales with IMTL-G's gradient balance, the paper's hybrid "
+            "(Liu et al. 2021)",
+            "IMTLG",
+            strategy="mtl_core.imtl:IMTL",
         ),
         _gradient_method(
             "aligned_mtl",

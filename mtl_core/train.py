@@ -18,6 +18,7 @@ alike. The test split is evaluated once, on the scored model.
 
 from __future__ import annotations
 
+import importlib
 import math
 import time
 from collections import Counter
@@ -40,7 +41,7 @@ from mtl_core.meter import Meter
 from mtl_core.methods import combination_problems
 from mtl_core.models import build_model
 from mtl_core.models.sparse_input import EVAL_BATCH, input_batch
-from mtl_core.registry import GRADIENT_METHODS
+from mtl_core.registry import GRADIENT_METHODS, Strategy
 from mtl_core.schedules import schedule_steps, total_epochs
 from mtl_core.weighting import build_weighting
 
@@ -331,7 +332,12 @@ def _strategy(config: TrainConfig, names: Sequence[str], sizes: Mapping[str, int
     """The loss weighting or gradient method, behind the one interface the loop calls
     (``bind``, ``backward``, ``step``, ``end_epoch``, ``weights``: see ``LossWeighting``)."""
     if config.weighting in GRADIENT_METHODS:
-        return GradientMethod(config.weighting, names, config.gradients, **settings)
+        entry = GRADIENT_METHODS.entry(config.weighting)
+        cls = GradientMethod
+        if isinstance(entry, Strategy) and entry.strategy:
+            module, _, attribute = entry.strategy.partition(":")
+            cls = getattr(importlib.import_module(module), attribute)
+        return cls(config.weighting, names, config.gradients, **settings)
     return build_weighting(
         config.weighting, names, sizes, config.weights, seed=config.seed, **settings
     )

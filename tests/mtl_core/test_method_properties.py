@@ -537,3 +537,50 @@ def test_excess_mtl_moves_weight_to_the_task_whose_excess_risk_stays():
     for step in range(10):
         slow = gentle.weighting(torch.stack([torch.ones(5), torch.ones(5) * 0.6**step]))
     assert 0.5 < slow[0] < weights[0]  # a smaller step moves less
+
+
+def test_imtl_scales_every_loss_to_the_same_value_and_balances_the_gradients():
+    """IMTL (the paper's hybrid): IMTL-L's scales reach e^{s_t} L_t = 1 for every task, and
+    the shared update has equal projections on the scaled task gradients' directions (IMTL-G);
+    the logged weight is IMTL-G's times the scale."""
+    from mtl_core.imtl import IMTL
+    from mtl_core.train import _strategy
+
+    tasks = _conflicting_tasks()
+    specs = [t.spec for t in tasks.values()]
+    torch.manual_seed(0)
+    model = HardSharing(Trunk((6,), 8, 2, "tanh"), specs)
+    config = TrainConfig(weighting="imtl", schedule="joint")
+    method = _strategy(config, list(tasks), {}, {})
+    assert isinstance(method, IMTL)
+    method.bind(model, 0.05)
+    rows = np.arange(64)
+    xb = input_batch(tasks["a"].x["train"], rows)
+    for _ in range(400):  # the model does not move: the losses stay, the scales learn
+        z = model.shared(xb)
+        losses = {
+            t: 3.0**i
+            * loss(task.spec, model.head(t, z, xb), torch.from_numpy(task.y["train"][rows]))
+            for i, (t, task) in enumerate(tasks.items())
+        }  # b's loss is 3 times a's units
+        model.zero_grad()
+        weights = method.backward(model, losses, {t: z for t in tasks})
+        method.step()
+    scaled = {t: method.scales()[t] * float(losses[t]) for t in tasks}
+    assert scaled == pytest.approx({"a": 1.0, "b": 1.0}, rel=0.02)
+    # IMTL-G on the scaled losses: the shared update projects equally on each unit gradient
+    z = model.shared(xb)
+    losses = {
+        t: 3.0**i * loss(task.spec, model.head(t, z, xb), torch.from_numpy(task.y["train"][rows]))
+        for i, (t, task) in enumerate(tasks.items())
+    }
+    shared = list(model.shared_parameters())
+    reference = {t: [g.detach() for g in torch.autograd.grad(
+        method.scales()[t] * losses[t], shared, retain_graph=True)] for t in tasks}  # fmt: skip
+    model.zero_grad()
+    weights = method.backward(model, losses, {t: z for t in tasks})
+    grads = [torch.cat([g.reshape(-1) for g in reference[t]]) for t in tasks]
+    update = torch.cat([p.grad.reshape(-1) for p in shared])
+    projections = [float(update @ g / g.norm()) for g in grads]
+    assert projections[0] == pytest.approx(projections[1], rel=1e-3)
+    assert set(weights) == {"a", "b"} and all(w > 0 for w in weights.values())
