@@ -445,6 +445,34 @@ GRADIENT_METHODS = Registry(
             "IMTLG",
             strategy="mtl_core.imtl:IMTL",
         ),
+        Strategy(
+            "db_mtl",
+            "log losses; averaged task gradients rescaled to the largest norm (Lin et al. "
+            "2023; training.db_mtl_beta, db_mtl_sigma)",
+            "mtl_core.dbmtl:DBMTLAggregator",
+            (
+                Param(
+                    "db_mtl_beta",
+                    0.9,
+                    "DB-MTL's averaging weight beta of past gradients",
+                    ge=0,
+                    le=0.999,
+                    arg="beta",
+                ),
+                Param(
+                    "db_mtl_sigma",
+                    0.5,
+                    "DB-MTL's decay: the weight at step k is beta / k^sigma",
+                    ge=0,
+                    le=10,
+                    arg="sigma",
+                ),
+            ),
+            combines="gradients",
+            shared_parameters=True,
+            gradient_method=True,
+            strategy="mtl_core.dbmtl:DBMTL",
+        ),
         _gradient_method(
             "aligned_mtl",
             "aligns the principal components of the task gradients (Senushkin et al. 2023)",

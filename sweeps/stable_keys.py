@@ -33,6 +33,8 @@ NEUTRAL_TRAINING: dict[str, Any] = {
     "excess_mtl_step": 1.0,
     "famo_lr": 0.025,
     "famo_decay": 0.01,
+    "db_mtl_beta": 0.9,
+    "db_mtl_sigma": 0.5,
 }
 _UNSET = object()
 
