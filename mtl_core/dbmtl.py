@@ -16,8 +16,6 @@ parameters`` only. The aggregator is ours (torchjd has none), written to torchjd
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torchjd.aggregation import Aggregator
 
@@ -45,9 +43,6 @@ class DBMTLAggregator(Aggregator):
 
 
 class DBMTL(GradientMethod):
-    def __init__(self, name: str, tasks: Sequence[str], mode: str = "parameters", **settings):
-        super().__init__(name, tasks, mode, **settings)
-
     def backward(self, model, losses, features) -> dict[str, float] | None:
         logs = {t: torch.log(loss + EPS) for t, loss in losses.items()}
         super().backward(model, logs, features)

@@ -46,6 +46,12 @@ class Param:
         }
 
 
+def _load(target: str) -> Any:
+    """The attribute a ``"module:attribute"`` names, imported on use."""
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
 @dataclass(frozen=True)
 class Entry:
     name: str
@@ -54,10 +60,9 @@ class Entry:
     params: tuple[Param, ...] = ()
 
     def load(self) -> Any:
-        module, _, attribute = self.target.partition(":")
-        if not module:
+        if not self.target:
             raise ValueError(f"{self.name!r} has no code of its own to load")
-        return getattr(importlib.import_module(module), attribute)
+        return _load(self.target)
 
     def arguments(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """The keywords for this entry's class from a configuration's settings (defaults for
@@ -94,6 +99,10 @@ class Strategy(Entry):
     # "module:Class": the GradientMethod subclass that runs it (imtl: loss scales of its own
     # around the aggregator); empty: mtl_core.gradients.GradientMethod
     strategy: str = ""
+
+    def load_strategy(self) -> Any:
+        """The class that runs a gradient method (``strategy``, or the common one)."""
+        return _load(self.strategy or "mtl_core.gradients:GradientMethod")
 
 
 @dataclass(frozen=True)

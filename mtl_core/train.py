@@ -18,7 +18,6 @@ alike. The test split is evaluated once, on the scored model.
 
 from __future__ import annotations
 
-import importlib
 import math
 import time
 from collections import Counter
@@ -35,7 +34,6 @@ from mtl_core.config import OPTIMIZERS, SELECT, TrainConfig
 from mtl_core.data.prepare import TaskData
 from mtl_core.diagnostics import GradientMeter
 from mtl_core.distill import soft_loss
-from mtl_core.gradients import GradientMethod
 from mtl_core.lr_schedule import schedulers
 from mtl_core.meter import Meter
 from mtl_core.methods import combination_problems
@@ -333,11 +331,8 @@ def _strategy(config: TrainConfig, names: Sequence[str], sizes: Mapping[str, int
     (``bind``, ``backward``, ``step``, ``end_epoch``, ``weights``: see ``LossWeighting``)."""
     if config.weighting in GRADIENT_METHODS:
         entry = GRADIENT_METHODS.entry(config.weighting)
-        cls = GradientMethod
-        if isinstance(entry, Strategy) and entry.strategy:
-            module, _, attribute = entry.strategy.partition(":")
-            cls = getattr(importlib.import_module(module), attribute)
-        return cls(config.weighting, names, config.gradients, **settings)
+        assert isinstance(entry, Strategy)
+        return entry.load_strategy()(config.weighting, names, config.gradients, **settings)
     return build_weighting(
         config.weighting, names, sizes, config.weights, seed=config.seed, **settings
     )

@@ -1,11 +1,12 @@
-"""Tables written whole or not at all (``sweeps predict --out``, ``sweeps export --out``): to a
-temporary file beside the target, then moved into place, so a crash or a full disk leaves the
-old file (or none), never half of one."""
+"""Files written whole or not at all (``sweeps predict --out``, ``sweeps export --out``,
+``sweeps import-wandb --out``): to a temporary file beside the target, then moved into place,
+so a crash or a full disk leaves the old file (or none), never half of one."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,23 @@ def check_out(out: Path, what: str) -> None:
 
 
 def write_whole(frame: Any, out: Path) -> None:
+    """A table as ``.csv`` or ``.parquet`` (by ``out``'s suffix)."""
+    if out.suffix.lower() == ".parquet":
+        replace_whole(out, lambda temp: _typed(frame).to_parquet(temp, index=False))
+    else:
+        replace_whole(out, lambda temp: frame.to_csv(temp, index=False))
+
+
+def write_text_whole(out: Path, text: str) -> None:
+    replace_whole(out, lambda temp: Path(temp).write_text(text, encoding="utf-8"))
+
+
+def replace_whole(out: Path, write: Callable[[str], Any]) -> None:
+    """``write(temp)`` a file beside ``out``, then move it into place (or remove it)."""
     handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
     os.close(handle)
     try:
-        if out.suffix.lower() == ".parquet":
-            _typed(frame).to_parquet(temp, index=False)
-        else:
-            frame.to_csv(temp, index=False)
+        write(temp)
         os.replace(temp, out)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

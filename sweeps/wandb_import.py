@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from mtl_core.tasks import allowed_metrics
 from sweeps.errors import StudyError
 from sweeps.space import setting
 from sweeps.spec import _check_yaml, spec_from_mapping
+from sweeps.table_files import write_text_whole
 
 SAMPLER = {"grid": "grid", "random": "random", "bayes": "gp"}
 ALIASES = {
@@ -333,7 +333,7 @@ def import_file(sweep_file: Path, tasks_file: Path, out: Path, force: bool = Fal
         header.append("# not carried over:")
         header += [f"#   {' '.join(line.split())}" for line in lost]  # one line each
     text = "\n".join(header) + "\n" + yaml.safe_dump(study, sort_keys=False, allow_unicode=True)
-    _write_whole_text(out, text)
+    write_text_whole(out, text)
     return lost
 
 
@@ -350,14 +350,3 @@ def _read_mapping(path: Path, what: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise StudyError(f"{what}: {path} is not a mapping of keys")
     return raw
-
-
-def _write_whole_text(out: Path, text: str) -> None:
-    handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(temp, out)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise

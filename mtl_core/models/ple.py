@@ -19,6 +19,7 @@ own parameters are its experts and gate of the last level and its head.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, Sequence
 
@@ -130,14 +131,5 @@ class PLE(MultiTaskModel):
         yield from self.heads[task].parameters()
 
 
-class CGC(PLE):
-    """One PLE level: customized gate control."""
-
-    def __init__(
-        self,
-        trunk: Trunk,
-        tasks: Sequence[TaskSpec],
-        shared_experts: int = 2,
-        task_experts: int = 1,
-    ) -> None:
-        super().__init__(trunk, tasks, shared_experts, task_experts, levels=1)
+# One PLE level: customized gate control (the registry's `cgc`).
+CGC = functools.partial(PLE, levels=1)
