@@ -116,19 +116,26 @@ def test_study_on_postgres_through_mlflow_server(tmp_path, postgres_db):
 
 
 def _line_with(proc: subprocess.Popen, text: str, timeout: float = 240) -> str:
-    """The first line of ``proc``'s output that holds ``text``; fails if it ends first."""
-    seen: list[str] = []
+    """The first line of ``proc``'s output that holds ``text``; fails if it ends first.
+
+    Reads the pipe's file descriptor itself: ``select`` on a buffered reader misses lines that
+    an earlier ``readline`` already pulled into the buffer (a ready line arriving in the same
+    chunk as the server's log lines was never seen, and the test waited out its deadline)."""
+    fd = proc.stdout.fileno()
+    received = b""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not select.select([proc.stdout], [], [], 1.0)[0]:
+        if not select.select([fd], [], [], 1.0)[0]:
             continue
-        line = proc.stdout.readline()
-        if not line and proc.poll() is not None:
+        chunk = os.read(fd, 65536)
+        if not chunk:
             break
-        seen.append(line)
-        if text in line:
-            return line
-    pytest.fail(f"no line with {text!r}: {''.join(seen)[-3000:]}")
+        received += chunk
+        *whole, _partial = received.decode(errors="replace").split("\n")
+        for line in whole:
+            if text in line:
+                return line
+    pytest.fail(f"no line with {text!r}: {received.decode(errors='replace')[-3000:]}")
 
 
 def test_ui_that_cannot_start_says_so_and_exits_1(tmp_path):
