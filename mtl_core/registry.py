@@ -146,6 +146,7 @@ class Registry(Mapping[str, Entry]):
         return list(seen.values())
 
 
+_EXPERTS = Param("experts", 4, "mmoe/dselect_k: number of shared experts", ge=1, le=64)
 _SHARED_EXPERTS = Param("shared_experts", 2, "cgc/ple: shared experts per level", ge=1, le=64)
 _TASK_EXPERTS = Param(
     "task_experts", 1, "cgc/ple: experts of each task's own per level", ge=1, le=64
@@ -187,7 +188,38 @@ ARCHITECTURES = Registry(
             "mmoe",
             "shared experts with one softmax gate per task (Ma et al. 2018; model.experts)",
             "mtl_core.models.mmoe:MMoE",
-            (Param("experts", 4, "number of shared experts", ge=1, le=64),),
+            (_EXPERTS,),
+        ),
+        Architecture(
+            "dselect_k",
+            "shared experts; each task's gate picks at most k by a smooth binary code "
+            "(Hazimeh et al. 2021; model.dselect_k)",
+            "mtl_core.models.dselect_k:DSelectK",
+            (
+                _EXPERTS,
+                Param(
+                    "dselect_k",
+                    2,
+                    "DSelect-k: experts each task's gate selects",
+                    ge=1,
+                    le=64,
+                    arg="k",
+                ),
+                Param(
+                    "dselect_gamma",
+                    1.0,
+                    "DSelect-k: width of the smooth-step's band around 0",
+                    gt=0,
+                    le=100,
+                    arg="gamma",
+                ),
+            ),
+        ),
+        Architecture(
+            "mtan",
+            "a shared network read by each task through soft-attention masks of its own at "
+            "every block (Liu et al. 2019; conv or MLP trunk)",
+            "mtl_core.models.mtan:MTAN",
         ),
         Architecture(
             "cgc",
@@ -481,6 +513,58 @@ GRADIENT_METHODS = Registry(
             shared_parameters=True,
             gradient_method=True,
             strategy="mtl_core.dbmtl:DBMTL",
+        ),
+        Strategy(
+            "moco",
+            "MGDA-like weights from tracked task gradients, against stochastic bias "
+            "(Fernando et al. 2023; training.moco_*)",
+            "mtl_core.moco:MoCoAggregator",
+            (
+                Param(
+                    "moco_beta",
+                    0.5,
+                    "MoCo's tracking rate of the task gradients (beta / k^beta_sigma at step k)",
+                    ge=0,
+                    le=1,
+                    arg="beta",
+                ),
+                Param(
+                    "moco_beta_sigma",
+                    0.5,
+                    "MoCo's decay of the tracking rate",
+                    ge=0,
+                    le=10,
+                    arg="beta_sigma",
+                ),
+                Param(
+                    "moco_gamma",
+                    0.1,
+                    "MoCo's step on its task weights (gamma / k^gamma_sigma at step k)",
+                    gt=0,
+                    le=100,
+                    arg="gamma",
+                ),
+                Param(
+                    "moco_gamma_sigma",
+                    0.5,
+                    "MoCo's decay of the weight step",
+                    ge=0,
+                    le=10,
+                    arg="gamma_sigma",
+                ),
+                Param(
+                    "moco_rho",
+                    0.0,
+                    "MoCo's L2 regularisation of its task weights",
+                    ge=0,
+                    le=100,
+                    arg="rho",
+                ),
+            ),
+            combines="gradients",
+            shared_parameters=True,
+            gradient_method=True,
+            strategy="mtl_core.moco:MoCo",
         ),
         _gradient_method(
             "aligned_mtl",

@@ -19,6 +19,8 @@ NEUTRAL_MODEL: dict[str, Any] = {
     "shared_experts": 2,  # cgc / ple's defaults: absent before, never read by the others
     "task_experts": 1,
     "ple_levels": 2,
+    "dselect_k": 2,  # dselect_k's, likewise
+    "dselect_gamma": 1.0,
 }
 NEUTRAL_TRAINING: dict[str, Any] = {
     "lr_schedule": "constant",
@@ -35,6 +37,11 @@ NEUTRAL_TRAINING: dict[str, Any] = {
     "famo_decay": 0.01,
     "db_mtl_beta": 0.9,
     "db_mtl_sigma": 0.5,
+    "moco_beta": 0.5,
+    "moco_beta_sigma": 0.5,
+    "moco_gamma": 0.1,
+    "moco_gamma_sigma": 0.5,
+    "moco_rho": 0.0,
 }
 _UNSET = object()
 

@@ -38,13 +38,16 @@ class MMoE(MultiTaskModel):
         """Every expert's output: (batch, experts, hidden)."""
         return torch.stack([expert(x) for expert in self.experts], dim=1)
 
+    def mixture(self, task: str, x) -> torch.Tensor:
+        """Task ``task``'s weight on each expert: (batch, experts), rows summing to 1."""
+        return torch.softmax(self.gates[task](x), dim=-1)
+
     def head(self, task: str, z: torch.Tensor, x) -> torch.Tensor:
-        gate = torch.softmax(self.gates[task](x), dim=-1)
-        return self.heads[task](torch.einsum("be,beh->bh", gate, z))
+        return self.heads[task](torch.einsum("be,beh->bh", self.mixture(task, x), z))
 
     def gate_weights(self, x, task: str) -> torch.Tensor:
         with torch.no_grad():
-            return torch.softmax(self.gates[task](x), dim=-1)
+            return self.mixture(task, x)
 
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         return self.experts.parameters()
