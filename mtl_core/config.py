@@ -16,16 +16,18 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
-from annotated_types import Ge, Gt, Le, Lt
+from annotated_types import Ge, Gt, Le, Lt, Predicate
 
 from mtl_core.methods import SINGLE_TASK_TRAINING, single_task_model
 from mtl_core.registry import ARCHITECTURES, GRADIENTS, SCHEDULES, TRUNKS, WEIGHTINGS, method_params
+from mtl_core.trunk_factory import is_factory_name
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine", "step")
 SELECT = ("best_epoch", "last_epoch")
 ArchitectureName = Literal[tuple(ARCHITECTURES)]  # type: ignore[valid-type]
 TrunkName = Literal[tuple(TRUNKS)]  # type: ignore[valid-type]
+FactoryName = Annotated[str, Predicate(is_factory_name)]
 ScheduleName = Literal[tuple(SCHEDULES)]  # type: ignore[valid-type]
 WeightingName = Literal[tuple(WEIGHTINGS)]  # type: ignore[valid-type]
 GradientsName = Literal[tuple(GRADIENTS)]  # type: ignore[valid-type]
@@ -36,7 +38,10 @@ class ModelSettings:
     """The network (the study file's ``model`` section)."""
 
     architecture: ArchitectureName = "hard_sharing"
-    trunk: TrunkName = "auto"  # auto (conv for image rows, mlp otherwise) | mlp | conv
+    # auto (conv for image rows, mlp otherwise) | mlp | conv | "package.module:function", a
+    # factory of the user's own trunk (mtl_core.trunk_factory), called with `trunk_options`
+    trunk: TrunkName | FactoryName = "auto"
+    trunk_options: dict[str, str | int | float | bool] = field(default_factory=dict)
     hidden_size: Annotated[int, Ge(1), Le(65536)] = 200
     depth: Annotated[int, Ge(1), Le(16)] = 1  # shared layers (conv: convolution blocks)
     activation: Literal["sigmoid", "relu", "tanh", "gelu"] = "sigmoid"

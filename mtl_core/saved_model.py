@@ -46,6 +46,7 @@ from mtl_core.models import ARCHITECTURES, build_model
 from mtl_core.models.sparse_input import EVAL_BATCH, input_batch
 from mtl_core.tasks import TaskSpec, TaskType
 from mtl_core.train import resolve_device
+from mtl_core.trunk_factory import FactoryError
 
 FORMAT = 1
 MODEL_FILE, WEIGHTS_FILE, FEATURES_FILE = "model.json", "weights.safetensors", "features.json"
@@ -89,6 +90,7 @@ class TrainedModel:
             "activation": config.activation,
             "dropout": config.dropout,
             "trunk": config.trunk,
+            **({"trunk_options": dict(config.trunk_options)} if config.trunk_options else {}),
             "settings": {
                 **{p.name: p.kind(v) for p, v in _params(entry, config)},
                 **_towers(config),
@@ -204,6 +206,11 @@ class TrainedModel:
     def save(self, folder: str | Path) -> Path:
         """Write the model to ``folder`` (created; existing files of these names replaced)."""
         folder = Path(folder)
+        if not isinstance(self.build["trunk"], str):
+            raise ValueError(
+                "a model whose trunk is a Python object cannot be saved: name the trunk by "
+                "its factory, 'package.module:function', so that loading can build it again"
+            )
         folder.mkdir(parents=True, exist_ok=True)
         described = {
             "format": FORMAT,
@@ -229,7 +236,7 @@ class TrainedModel:
                     f"format {described.get('format')!r} (this version reads {FORMAT})"
                 )
             build = dict(described["build"])
-            if set(build) != _BUILD_KEYS:
+            if set(build) - {"trunk_options"} != _BUILD_KEYS:
                 raise ValueError(f"build keys {sorted(build)}")
             specs = [_spec_from_state(s) for s in described["tasks"]]
             metrics = dict(described.get("metrics") or {})
@@ -242,8 +249,14 @@ class TrainedModel:
                 str(build["activation"]),
                 float(build["dropout"]),
                 trunk=str(build["trunk"]),
+                trunk_options=dict(build.get("trunk_options") or {}),
                 **dict(build["settings"]),
             )
+        except FactoryError as exc:
+            raise ModelFileError(
+                f"{folder / MODEL_FILE}: its trunk {build['trunk']} cannot be built ({exc}); "
+                "install its package or put its folder on PYTHONPATH"
+            ) from None
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelFileError(f"{folder / MODEL_FILE}: not a saved model ({exc})") from None
         try:

@@ -157,6 +157,7 @@ def fit(
         config.activation,
         config.dropout,
         trunk=config.trunk,
+        trunk_options=config.trunk_options,
         head_layers=config.head_layers,
         head_hidden=config.head_hidden,
         **settings,

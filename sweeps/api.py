@@ -24,7 +24,7 @@ from typing import Any
 
 from sweeps.errors import StudyError
 from sweeps.schema import StudySpec
-from sweeps.spec import check_device, check_writable, load_spec, spec_from_mapping
+from sweeps.spec import check_device, check_trunk, check_writable, load_spec, spec_from_mapping
 
 
 class Study:
@@ -52,7 +52,7 @@ class Study:
         splits, the workdir and the device); raise ``StudyError`` with every problem."""
         from sweeps.study_data import load_study_data  # (pandas: only when data is read)
 
-        problems = check_writable(self.spec) + check_device(self.spec)
+        problems = check_writable(self.spec) + check_device(self.spec) + check_trunk(self.spec)
         if problems:
             raise StudyError(problems)
         load_study_data(self.spec)

@@ -36,7 +36,7 @@ from mtl_core.methods import MULTI_TASK_ONLY, SINGLE_TASK_TRAINING, single_task_
 from sweeps import record
 from sweeps.models import record_model
 from sweeps.schema import StudySpec
-from sweeps.space import TrialConfig, tuning_space
+from sweeps.space import TrialConfig, model_params, tuning_space
 from sweeps.stable_keys import model_key, training_key
 from sweeps.study_data import StudyData, data_for
 from sweeps.tracking import Tracker
@@ -271,7 +271,7 @@ class Baselines:
 
     def _start(self, task, key, seed, trial_number, config: TrialConfig, extra) -> str:
         single = {f"training.{k}": v for k, v in SINGLE_TASK_TRAINING.items() if k != "weights"}
-        model = {f"model.{k}": v for k, v in single_task_model(config.model.model_dump()).items()}
+        model = model_params(single_task_model(config.model.model_dump()))
         params = {
             k: v
             for k, v in config.params.items()

@@ -62,11 +62,11 @@ def _load(path: Path, with_data: bool = True, writes: bool = False):
     """The study and its data, checked; ``writes``: for the commands that write (and
     `validate`, which answers for them), the workdir must be writable too."""
     from sweeps.errors import StudyError
-    from sweeps.spec import check_device, check_writable, load_spec
+    from sweeps.spec import check_device, check_trunk, check_writable, load_spec
     from sweeps.study_data import load_study_data
 
     spec = load_spec(path)
-    problems = check_writable(spec) + check_device(spec) if writes else []
+    problems = check_writable(spec) + check_device(spec) + check_trunk(spec) if writes else []
     if problems:
         raise StudyError(problems)
     data = load_study_data(spec) if with_data else None

@@ -27,6 +27,7 @@ from mtl_core.data.builtin import ARRAY_SOURCES
 from mtl_core.data.features import TextFeatures
 from mtl_core.registry import READERS, method_params
 from mtl_core.tasks import TaskType, allowed_metrics
+from mtl_core.trunk_factory import is_factory_name
 from sweeps import record
 from sweeps.search_registry import PRUNERS, SAMPLERS
 
@@ -163,7 +164,38 @@ def _section(name: str, base: type[BaseModel], settings: type, section: str = ""
 # How one input column becomes features: text (bow, tfidf, with its settings) or a table column
 # (numeric, categorical; the text settings do not apply): ``mtl_core.data.features.TextFeatures``
 TextFeatureConfig = _section("TextFeatureConfig", Strict, TextFeatures)
-ModelConfig = _section("ModelConfig", Strict, ModelSettings, "model")
+
+
+class _ModelConfig(Strict):
+    """The ``model`` section. ``trunk`` may name a factory of the user's own trunk as a
+    mapping, ``{factory: "package.module:function", OPTION: VALUE, ...}``: kept as
+    ``trunk`` (the name) and ``trunk_options`` (the rest), as ``mtl_core`` takes them."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _factory_mapping(cls, values: Any) -> Any:
+        if not isinstance(values, dict) or not isinstance(values.get("trunk"), dict):
+            return values
+        given = dict(values["trunk"])
+        if "factory" not in given:
+            raise ValueError(
+                "trunk: a mapping names the user's trunk as `factory: package.module:function` "
+                "(its other keys are the factory's options); or use auto, mlp, conv"
+            )
+        if "trunk_options" in values:
+            raise ValueError("trunk: give the factory's options in the trunk mapping only")
+        factory = given.pop("factory")
+        if not is_factory_name(factory):
+            raise ValueError(f"trunk.factory: {factory!r} is not 'package.module:function'")
+        for key, value in given.items():
+            if not (isinstance(key, str) and key.isidentifier()):
+                raise ValueError(f"trunk: option {key!r} is not a keyword argument's name")
+            if not isinstance(value, str | int | float | bool):
+                raise ValueError(f"trunk.{key}: an option is a number, a string or a boolean")
+        return {**values, "trunk": factory, "trunk_options": given}
+
+
+ModelConfig = _section("ModelConfig", _ModelConfig, ModelSettings, "model")
 
 
 class EarlyStopping(Strict):

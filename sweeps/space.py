@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 SECTIONS: dict[str, type[BaseModel]] = {"model": ModelConfig, "training": TrainingConfig}
 NOT_SEARCHABLE = {
+    "model.trunk_options",
     "training.weights",
     "training.seeds",
     "training.device",
@@ -442,7 +443,7 @@ def effective_params(
 ) -> dict[str, Any]:
     """Every setting of a trial, sampled or fixed, under its dotted name."""
     params: dict[str, Any] = {"tasks": ",".join(tasks), "seed": spec.seed}
-    params.update({f"model.{k}": v for k, v in model.model_dump().items()})
+    params.update(model_params(model.model_dump()))
     for k, v in training.model_dump().items():
         if k == "weights":
             params.update({f"training.weights.{t}": w for t, w in sorted(v.items())})
@@ -455,6 +456,18 @@ def effective_params(
     for column, text in (spec.features if features is None else features).items():
         params.update({f"features.{column}.{k}": v for k, v in text.model_dump().items()})
     params["baselines.mode"] = spec.baselines.mode
+    return params
+
+
+def model_params(values: dict[str, Any]) -> dict[str, Any]:
+    """A ``model`` section's settings as params: ``model.NAME``, and a user trunk's factory
+    options one each (``model.trunk_options.OPTION``)."""
+    params: dict[str, Any] = {}
+    for k, v in values.items():
+        if k == "trunk_options":
+            params.update({f"model.trunk_options.{o}": x for o, x in sorted(v.items())})
+        else:
+            params[f"model.{k}"] = v
     return params
 
 

@@ -17,6 +17,7 @@ from typing import Any, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from mtl_core.trunk_factory import FactoryError, add_folder, arguments, is_factory_name, resolve
 from sweeps.errors import StudyError
 from sweeps.schema import (
     METRICS,
@@ -110,6 +111,8 @@ def _validated(raw: dict, path: Path, root: yaml.Node | None) -> StudySpec:
     except ValidationError as exc:
         raise StudyError([_describe(path, root, err) for err in exc.errors()]) from None
     spec.source = path.resolve()  # a mapping's: <folder>/<mapping>, so its folder anchors paths
+    if trunk_factories(spec):  # a user trunk's module file beside the study is found from here
+        add_folder(spec.source.parent)
     problems = [f"{path}{_line(root, loc)}: {msg}" for loc, msg in check_spec(spec)]
     if problems:
         raise StudyError(problems)
@@ -287,6 +290,32 @@ def check_device(spec: StudySpec) -> list[str]:
     ]
 
 
+def trunk_factories(spec: StudySpec) -> list[str]:
+    """The factories of user trunks the study names (``model.trunk``, and choices of it)."""
+    names = [spec.model.trunk]
+    entry = spec.search.space.get("model.trunk")
+    names += list(getattr(entry, "choices", None) or [])
+    return [n for n in dict.fromkeys(names) if is_factory_name(n)]
+
+
+def check_trunk(spec: StudySpec) -> list[str]:
+    """A user trunk's factory, found as every process that trains will find it (an installed
+    package, or a module file in the study file's folder) and its options checked against its
+    signature, before anything is written. Importing it runs the user's module."""
+    where = f"{spec.source}: " if spec.source else ""
+    problems = []
+    for name in trunk_factories(spec):
+        try:
+            arguments(resolve(name, spec.source.parent), spec.model.trunk_options)
+        except FactoryError as exc:
+            problems.append(
+                f"{where}model.trunk.factory: {name}: {exc}; a factory is "
+                "'package.module:function' from an installed package or a module file in the "
+                "study file's folder"
+            )
+    return problems
+
+
 def _nearest_folder(path: Path) -> Path | None:
     """The deepest existing folder above ``path``, or None if a file stands in the way."""
     for parent in path.parents:
@@ -306,6 +335,10 @@ def _describe(path: Path, root: yaml.Node | None, err: dict[str, Any]) -> str:
         msg = "required but missing"
     elif kind == "literal_error":
         msg = f"{msg} (got {err.get('input')!r}; `sweeps methods` describes each)"
+    elif kind == "predicate_failed" and "is_factory_name" in msg:
+        msg = (
+            f"nor a factory of your own trunk, 'package.module:function' (got {err.get('input')!r})"
+        )
     elif kind in ("value_error", "assertion_error"):
         msg = msg.removeprefix("Value error, ")
     elif "input" in err and not isinstance(err["input"], dict | list):

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 NEUTRAL_MODEL: dict[str, Any] = {
+    "trunk_options": {},  # a user trunk's factory options: none for auto / mlp / conv
     "head_layers": 0,  # linear heads (head_hidden then means nothing: see model_key)
     "shared_experts": 2,  # cgc / ple's defaults: absent before, never read by the others
     "task_experts": 1,

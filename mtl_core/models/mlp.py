@@ -14,8 +14,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -56,8 +56,12 @@ class Trunk:
     kind: str = "auto"  # auto | mlp | conv
     head_layers: int = 0  # hidden layers in each task's head (a task tower); 0: linear heads
     head_hidden: int = 0  # their width (0: hidden_size)
+    # a trunk of the user's: makes one block per call (``mtl_core.models.user_trunk``)
+    maker: Callable[[], nn.Module] | None = field(default=None, compare=False)
 
     def blocks(self) -> list[nn.Sequential]:
+        if self.maker is not None:
+            return [nn.Sequential(self.maker())]
         return trunk_blocks(
             self.kind, self.input_shape, self.hidden_size, self.depth, self.activation, self.dropout
         )
