@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.helpers import assert_refused, cli, small_study, two_tasks, write_study
 
-FACTORY = '''
+FACTORY = """
 from torch import nn
 
 
@@ -21,7 +21,7 @@ def two_layers(width=32, input_shape=None):
     return nn.Sequential(
         nn.Linear(input_shape[0], width), nn.ReLU(), nn.Linear(width, width), nn.ReLU()
     )
-'''
+"""
 
 
 @pytest.fixture
