@@ -9,7 +9,10 @@ passes through the trunk, PCGrad's projections in Python) and torchjd's autogram
 engine with UPGrad's weighting.
 
     python benchmarks/method_step_cost.py [--steps 40] [--repeat 3] [--tasks 2 4 8]
-        [--methods stch dwa] [--no-references]
+        [--methods stch dwa] [--no-references] [--architectures mmoe dselect_k mtan]
+
+Architectures (``--architectures``) train with ``equal`` and are timed against hard sharing's
+``equal`` on the same data: the cost of the architecture itself.
 
 Targets: loss weightings within 1.2x; exact gradient methods within 3.3x at T = 4 and at
 most 0.8x the LibMTL way at T = 8; ``gradients: features`` within 1.6x at T = 4.
@@ -44,8 +47,11 @@ def _tasks(n_tasks: int, steps: int):
     return tasks_from_arrays(x, targets, valid=0.02, test=0.02)
 
 
-def _fit_step_seconds(tasks, weighting: str, gradients: str = "parameters") -> float:
+def _fit_step_seconds(
+    tasks, weighting: str, gradients: str = "parameters", architecture: str = "hard_sharing"
+) -> float:
     config = TrainConfig(
+        architecture=architecture,
         hidden_size=WIDTH,
         depth=2,
         activation="relu",
@@ -121,6 +127,12 @@ def main() -> None:
         "--methods", nargs="+", default=None, help="only these (and equal); default: all"
     )
     parser.add_argument("--no-references", action="store_true", help="skip the two references")
+    parser.add_argument(
+        "--architectures",
+        nargs="+",
+        default=[],
+        help="also time these architectures (with equal weighting) against hard sharing",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, 1 thread")
@@ -140,6 +152,10 @@ def main() -> None:
             label: median(lambda w=w, g=g, tasks=tasks: _fit_step_seconds(tasks, w, g))
             for label, (w, g) in cases.items()
         }
+        for name in args.architectures:
+            seconds[f"architecture {name} (equal)"] = median(
+                lambda a=name, tasks=tasks: _fit_step_seconds(tasks, "equal", architecture=a)
+            )
         if not args.no_references:
             seconds["LibMTL-style pcgrad (reference)"] = median(
                 lambda tasks=tasks: _manual_step_seconds(tasks, "libmtl_pcgrad", args.steps)
