@@ -228,4 +228,4 @@ def test_dockerfile_installs_cpu_torch_first() -> None:
     torch = text.index('pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"')
     assert "ARG TORCH_VERSION=2.13.0" in text
     assert "ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in text
-    assert torch < text.index("RUN pip install .")
+    assert torch < text.index('RUN pip install ".[s3]"')
