@@ -100,6 +100,12 @@ def run(
         float | None, typer.Option(help="stop starting trials after S seconds")
     ] = None,
     quiet: Annotated[bool, typer.Option(help="no progress display")] = False,
+    ray: Annotated[
+        str | None,
+        typer.Option(help="run the workers as Ray tasks on this Ray cluster (auto, HOST:PORT)"),
+    ] = None,
+    ray_cpus: Annotated[float, typer.Option(min=0.01, help="CPUs per Ray worker")] = 1.0,
+    ray_gpus: Annotated[float, typer.Option(min=0, help="GPUs per Ray worker")] = 0.0,
 ) -> None:
     """Create or resume the study and run trials until it has enough finished ones."""
 
@@ -108,6 +114,10 @@ def run(
 
         with stop_on_signals():  # SIGTERM as Ctrl-C
             spec, _ = _load(study, writes=True)  # all is checked before anything is written
+            if ray is not None:
+                return _run_on_ray(
+                    spec, study, ray, workers, ray_cpus, ray_gpus, trials, timeout, quiet
+                )
             return _run(spec, study, trials, workers, timeout, quiet, worker=False)
 
     _guard(body)
@@ -151,6 +161,24 @@ def _run(spec, path: Path, trials, workers: int, timeout, quiet: bool, worker: b
         return 0
     _print_summary(spec, path, summary)
     return 0
+
+
+def _run_on_ray(spec, path: Path, address, workers, cpus, gpus, trials, timeout, quiet) -> int:
+    """The workers as Ray tasks (``sweeps.ray_run``); once they end with the study complete,
+    this process closes it as ``sweeps run`` does (the verdict, the dashboard): it trains
+    nothing itself."""
+    from sweeps.ray_run import run_on_ray, study_done
+
+    if run_on_ray(spec, path, address, workers, cpus, gpus, trials, timeout, _err) != 0:
+        _err("error: a Ray worker failed (its output is above); run again to go on")
+        return 1
+    finished, target = study_done(spec, trials)
+    if finished < target:
+        _err(
+            f"the Ray workers stopped with {finished} of {target} trials finished; run again to go on"
+        )
+        return 0
+    return _run(spec, path, trials, 1, timeout, quiet, worker=False)
 
 
 def _print_summary(spec, path: Path, summary) -> None:

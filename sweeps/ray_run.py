@@ -1,0 +1,145 @@
+"""``sweeps run STUDY.yaml --ray ADDRESS --workers N``: the study's workers as Ray tasks on an
+existing Ray cluster, scheduled by Ray with the CPUs and GPUs each asks for.
+
+Each task runs ``sweeps worker STUDY.yaml`` as a child process of its Ray worker: the same
+worker loop as on every other launcher (docker compose, Kubernetes, Slurm), against the
+study's shared stores, with ``OMP_NUM_THREADS`` set to the task's CPUs and the GPU Ray gave it
+(``CUDA_VISIBLE_DEVICES``). Every node needs mtl-sweeps installed and the study file (and its
+data) at the same path, as Slurm does. This process creates the study and its MLflow run,
+waits for the tasks, and then closes the study (the verdict, the dashboard) as ``sweeps run``
+does; it trains nothing itself. Ctrl-C or SIGTERM here cancels the tasks, which stop their
+workers with SIGTERM: the trials in flight are recorded as interrupted and do not count.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from sweeps.errors import StudyError
+from sweeps.schema import StudySpec
+
+STOP_WAIT_S = 120.0  # how long a cancelled task waits for its worker to record and exit
+
+
+def _worker_task(
+    path: str, trials: int | None, timeout: float | None, cpus: float, index: int
+) -> dict[str, Any]:
+    """One worker, run inside a Ray task: ``sweeps worker`` as a child process."""
+    threads = str(max(1, int(cpus)))
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
+           "MTL_WORKER_INDEX": str(index)}  # fmt: skip
+    command = [sys.executable, "-m", "sweeps", "worker", path, "--quiet"]
+    command += ["--trials", str(trials)] if trials else []
+    command += ["--timeout", str(timeout)] if timeout else []
+    proc = subprocess.Popen(command, env=env, cwd=str(Path(path).parent))
+    try:  # polled: Ray's cancel raises in this thread between bytecodes, not inside a wait
+        while (code := proc.poll()) is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:  # ray.cancel: stop the worker as a TERM would, then report it
+        proc.terminate()
+        try:
+            code = proc.wait(timeout=STOP_WAIT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
+    return {"index": index, "code": code, "host": socket.gethostname()}
+
+
+def _check_answers(address: str) -> None:
+    """A HOST:PORT address where nothing listens is refused at once: Ray's own client retries
+    a missing head for minutes."""
+    if address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise StudyError(f"--ray {address}: give the head's HOST:PORT (its GCS port), or auto")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=5):
+            return
+    except OSError as exc:
+        raise StudyError(
+            f"--ray {address}: nothing answers there ({exc.strerror or exc}); start a head with "
+            "`ray start --head` and give its address"
+        ) from None
+
+
+def run_on_ray(
+    spec: StudySpec,
+    path: Path,
+    address: str,
+    workers: int,
+    cpus: float,
+    gpus: float,
+    trials: int | None,
+    timeout: float | None,
+    say: Any,
+) -> int:
+    """Start ``workers`` Ray tasks of ``sweeps worker`` and wait for them; 0 when every one
+    ended cleanly, 1 otherwise. Raises StudyError when Ray is missing or the cluster is not
+    reached."""
+    try:
+        import ray
+    except ImportError:
+        raise StudyError(
+            "--ray: Ray is not installed here; pip install 'mtl-sweeps[ray]'"
+        ) from None
+    # here, not at the top: optuna and mlflow load only when a study runs
+    from sweeps.runner import open_study, open_tracker, study_params
+
+    _check_answers(address)
+    open_study(spec)  # the study and its MLflow run exist before the workers join
+    tracker = open_tracker(spec)
+    parent = tracker.study_run(spec.name, study_params(spec))
+    try:
+        ray.init(address=address, logging_level="ERROR", log_to_driver=True)
+    except Exception as exc:  # ConnectionError, ValueError, RuntimeError: Ray's own words
+        raise StudyError(
+            f"--ray {address}: cannot join the Ray cluster ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'no answer'})"
+        ) from None
+    try:
+        task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(_worker_task)
+        pending = [
+            task.remote(str(path.resolve()), trials, timeout, cpus, i + 1) for i in range(workers)
+        ]
+        each = f"{cpus:g} CPU" + (f", {gpus:g} GPU" if gpus else "")
+        say(f"{workers} worker(s) started as Ray tasks on {address} ({each} each)")
+        done: list[dict[str, Any]] = []
+        try:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1, timeout=1.0)
+                done += [ray.get(ref) for ref in ready]
+        except KeyboardInterrupt:  # Ctrl-C or TERM here: the tasks stop their workers
+            say("stopping: the Ray tasks stop their workers (the trials in flight are recorded)")
+            for ref in pending:
+                ray.cancel(ref, force=False)
+            deadline = time.monotonic() + STOP_WAIT_S + 10
+            while pending and time.monotonic() < deadline:
+                _, pending = ray.wait(pending, num_returns=len(pending), timeout=1.0)
+            tracker.end_run(parent, "KILLED")  # as an interrupted `sweeps run` leaves it
+            raise
+        failed = [d for d in done if d["code"] != 0]
+        for d in failed:
+            say(f"Ray worker {d['index']} on {d['host']} ended with exit status {d['code']}")
+        return 1 if failed else 0
+    finally:
+        ray.shutdown()
+
+
+def study_done(spec: StudySpec, trials: int | None) -> tuple[int, int]:
+    """The study's finished trials and its target (``trials``, else ``search.n_trials``)."""
+    # here, not at the top: optuna loads only when a study runs
+    from sweeps.runner import open_study
+    from sweeps.space import grid_size
+    from sweeps.study_state import count_finished
+
+    target = trials or spec.search.n_trials
+    if spec.search.sampler == "grid":
+        target = min(target, grid_size(spec))
+    return count_finished(open_study(spec)), target

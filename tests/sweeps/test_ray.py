@@ -1,0 +1,166 @@
+"""`sweeps run --ray ADDRESS --workers N` against a real local Ray head (started here on
+127.0.0.1), with the study on a real PostgreSQL and a real MLflow server: exactly the trials
+asked, each baseline trained once, nothing left RUNNING, both workers training; Ctrl-C on the
+driver stops the workers with their trials recorded; an address where no head answers is
+refused at once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from sweeps.server import launch_tracking_server, stop_group
+from tests.helpers import ROOT, assert_refused, cli, free_port, small_study, write_study
+
+pytestmark = pytest.mark.postgres
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'mtl-sweeps[ray]')")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, module_postgres_db):
+    folder = tmp_path_factory.mktemp("server")
+    proc, url = launch_tracking_server(module_postgres_db(), folder / "artifacts", free_port())
+    try:
+        yield url
+    finally:
+        stop_group(proc)
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    """A Ray head of this module's own on 127.0.0.1 (two CPUs), stopped with its processes."""
+    port = free_port()
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths are long
+    log = open(Path(temp) / "head.log", "w")
+    head = subprocess.Popen(
+        [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+         "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+         "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while "Ray runtime started" not in (Path(temp) / "head.log").read_text():
+            assert head.poll() is None, (Path(temp) / "head.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the Ray head did not start in 120 s"
+            time.sleep(0.5)
+        yield f"127.0.0.1:{port}"
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+        log.close()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _study(tmp_path, optuna_url, url, name, epochs, trials):
+    study = small_study(
+        name,
+        tracking_uri=url,
+        storage=optuna_url,
+        training={"epochs": epochs},
+        search={
+            "n_trials": trials,
+            "sampler": "random",
+            "pruner": "none",
+            "space": {
+                "model.hidden_size": {"choices": [8, 16]},
+                "training.schedule": {"choices": ["joint", "round_robin"]},
+                "tasks": {"subsets": {"min_size": 2}},
+            },
+        },
+    )
+    return write_study(tmp_path, study)
+
+
+def _run(path, address, log):
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweeps", "run", str(path), "--ray", address, "--workers", "2"],
+        cwd=path.parent, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True,
+    )  # fmt: skip
+
+
+def _runs(url, name, kind=None):
+    client = MlflowClient(url)
+    experiment = client.get_experiment_by_name(name).experiment_id
+    query = f"tags.`mtl.kind` = '{kind}'" if kind else ""
+    return client.search_runs([experiment], query, max_results=1000)
+
+
+def test_two_ray_workers_run_exactly_the_trials_asked(tmp_path, postgres_db, server, ray_head):
+    optuna_url, url = postgres_db(), server
+    path = _study(tmp_path, optuna_url, url, "on_ray", epochs=1, trials=8)
+    with open(tmp_path / "run.log", "w") as log:
+        driver = _run(path, ray_head, log)
+        code = driver.wait(timeout=540)
+    output = (tmp_path / "run.log").read_text()
+    assert code == 0, output[-4000:]
+    assert "2 worker(s) started as Ray tasks" in output and "best by validation" in output
+    trials = optuna.load_study(study_name="on_ray", storage=optuna_url).trials
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 8
+    assert all(t.user_attrs.get("surplus") for t in trials if t not in complete)
+    keys = Counter(r.data.tags["mtl.baseline_key"] for r in _runs(url, "on_ray", "baseline"))
+    assert keys and max(keys.values()) == 1, keys  # each baseline trained once
+    assert not [r for r in _runs(url, "on_ray") if r.info.status == "RUNNING"]
+    (parent,) = _runs(url, "on_ray", "study")
+    assert parent.info.status == "FINISHED"  # the driver closed the study
+    by_worker = Counter(t.user_attrs["worker"] for t in complete)
+    assert len(by_worker) == 2, by_worker  # both Ray tasks trained
+
+
+def test_ctrl_c_on_the_driver_stops_the_ray_workers_with_their_trials_recorded(
+    tmp_path, postgres_db, server, ray_head
+):
+    optuna_url, url = postgres_db(), server
+    path = _study(tmp_path, optuna_url, url, "stopped_on_ray", epochs=400, trials=4)
+    with open(tmp_path / "run.log", "w") as log:
+        driver = _run(path, ray_head, log)
+        storage = optuna.storages.RDBStorage(optuna_url)
+        deadline = time.monotonic() + 240
+        while True:  # both workers have a trial in flight
+            try:
+                running = optuna.load_study(
+                    study_name="stopped_on_ray", storage=storage
+                ).get_trials(states=(optuna.trial.TrialState.RUNNING,))
+            except KeyError:
+                running = []
+            if len(running) == 2:
+                break
+            assert driver.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the workers did not start their trials"
+            time.sleep(1)
+        time.sleep(3)
+        driver.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        code = driver.wait(timeout=180)
+    output = (tmp_path / "run.log").read_text()
+    assert code == 130, output[-3000:]
+    assert time.monotonic() - started < 90
+    trials = optuna.load_study(study_name="stopped_on_ray", storage=optuna_url).trials
+    assert len(trials) == 2 and all(t.state == optuna.trial.TrialState.FAIL for t in trials)
+    assert all("interrupted" in t.user_attrs.get("reason", "") for t in trials)
+    assert not [r for r in _runs(url, "stopped_on_ray") if r.info.status == "RUNNING"]
+
+
+def test_an_address_where_no_head_answers_is_refused_at_once(tmp_path):
+    write_study(tmp_path, small_study("no_head"))
+    port = free_port()  # bound, then released: nothing listens there
+    result = cli("run", "study.yaml", "--ray", f"127.0.0.1:{port}", cwd=tmp_path)
+    assert_refused(result, ["nothing answers there", "ray start --head"], tmp_path)
