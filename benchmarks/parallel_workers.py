@@ -46,6 +46,7 @@ def run(workers: int, trials: int, epochs: int) -> tuple[float, float]:
         "n_trials": WARM_UP,
         "sampler": "random",
         "pruner": "none",
+        "reuse": False,  # every trial trains (three schedules: reuse would answer from the first three)
         "space": {"training.schedule": {"choices": ["joint", "round_robin", "alternate"]}},
     }
     with tempfile.TemporaryDirectory() as folder:

@@ -94,7 +94,8 @@ def run(
         int | None, typer.Option(help="run until the study has N finished trials")
     ] = None,
     workers: Annotated[
-        int, typer.Option(min=1, help="processes on this machine sharing the study")
+        int,
+        typer.Option(min=1, help="workers sharing the study: processes here, or Ray tasks (--ray)"),
     ] = 1,
     timeout: Annotated[
         float | None, typer.Option(help="stop starting trials after S seconds")

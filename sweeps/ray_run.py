@@ -84,7 +84,7 @@ def run_on_ray(
     ended cleanly, 1 otherwise. Raises StudyError when Ray is missing or the cluster is not
     reached."""
     try:
-        import ray
+        import ray  # an optional extra, loaded only for --ray
     except ImportError:
         raise StudyError(
             "--ray: Ray is not installed here; pip install 'mtl-sweeps[ray]'"
@@ -136,8 +136,8 @@ def study_done(spec: StudySpec, trials: int | None) -> tuple[int, int]:
     """The study's finished trials and its target (``trials``, else ``search.n_trials``)."""
     # here, not at the top: optuna loads only when a study runs
     from sweeps.runner import open_study
-    from sweeps.space import grid_size
-    from sweeps.study_state import count_finished
+    from sweeps.space import grid_size  # (as above)
+    from sweeps.study_state import count_finished  # (as above)
 
     target = trials or spec.search.n_trials
     if spec.search.sampler == "grid":
