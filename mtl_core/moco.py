@@ -48,11 +48,11 @@ class MoCoAggregator(Aggregator):
         self.k = 0
 
     def forward(self, matrix: torch.Tensor, /) -> torch.Tensor:
-        self.k += 1
         n = matrix.shape[0]
-        if self.y is None or self.y.shape != matrix.shape:
-            self.y = torch.zeros_like(matrix)
+        if self.y is None or self.y.shape != matrix.shape:  # a fresh start: k counts from it
+            self.y, self.k = torch.zeros_like(matrix), 0
             self.lambd = torch.full((n,), 1.0 / n, dtype=matrix.dtype, device=matrix.device)
+        self.k += 1
         scale = torch.ones(n, dtype=matrix.dtype, device=matrix.device)
         if self.losses is not None:
             scale = self.losses.to(matrix) / (matrix.norm(dim=1) + EPS)

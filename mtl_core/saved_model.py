@@ -20,14 +20,17 @@ in the folder is executed or unpickled on load:
 - ``features.json``: the fitted feature space (vocabularies, IDF weights, medians, means,
   standard deviations, categories); absent for array inputs.
 
-A model trained on a GPU loads on the CPU (``device="cpu"``, the default).
+A model trained on a GPU loads on the CPU (``device="cpu"``, the default). The one exception to
+"nothing is executed": a model whose trunk is the user's own factory imports and calls it to be
+built, and ``load`` refuses it unless that factory is trusted (see ``load``).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +49,7 @@ from mtl_core.models import ARCHITECTURES, build_model
 from mtl_core.models.sparse_input import EVAL_BATCH, input_batch
 from mtl_core.tasks import TaskSpec, TaskType
 from mtl_core.train import resolve_device
-from mtl_core.trunk_factory import FactoryError
+from mtl_core.trunk_factory import FactoryError, is_factory_name
 
 FORMAT = 1
 MODEL_FILE, WEIGHTS_FILE, FEATURES_FILE = "model.json", "weights.safetensors", "features.json"
@@ -225,11 +228,26 @@ class TrainedModel:
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path, device: str = "cpu") -> TrainedModel:
+    def load(
+        cls, folder: str | Path, device: str = "cpu", trusted: Collection[str] = ()
+    ) -> TrainedModel:
         """Read a model that ``save`` wrote. Raises ``ModelFileError`` naming the file when
-        anything is missing, malformed or not what ``save`` writes."""
+        anything is missing, malformed or not what ``save`` writes.
+
+        A model whose trunk is a factory of the user's (``"package.module:function"``) runs
+        that code to be built, so it loads only when the factory is ``trusted``: named here, or
+        in ``MTL_TRUSTED_TRUNKS`` (comma-separated), as ``sweeps predict`` trusts the factory
+        its own study file names. Anything else in the folder is data (JSON, safetensors)."""
         folder = Path(folder)
         described = _read_json(folder / MODEL_FILE)
+        trunk = (described.get("build") or {}).get("trunk") if isinstance(described, dict) else None
+        allowed = {*trusted, *filter(None, os.environ.get("MTL_TRUSTED_TRUNKS", "").split(","))}
+        if is_factory_name(trunk) and trunk not in allowed:
+            raise ModelFileError(
+                f"{folder / MODEL_FILE}: its trunk is code of the user's ({trunk}), which loading "
+                "would import and call; load it only if you trust it: "
+                f"TrainedModel.load(..., trusted={{{trunk!r}}}), or MTL_TRUSTED_TRUNKS={trunk}"
+            )
         try:
             if described.get("format") != FORMAT:
                 raise ValueError(

@@ -30,6 +30,7 @@ import pandas as pd
 
 from sweeps import record
 from sweeps.errors import StudyError
+from sweeps.spec import trunk_factories
 
 if TYPE_CHECKING:
     from mtl_core.saved_model import TrainedModel
@@ -251,7 +252,7 @@ def load_model(spec: Any, found: ModelRun) -> TrainedModel:
             dst_path=tmp,
             tracking_uri=spec.tracking,
         )
-        try:
-            return TrainedModel.load(local)
+        try:  # the study's own trunk factories are trusted: it names them and validate ran them
+            return TrainedModel.load(local, trusted=trunk_factories(spec))
         except ModelFileError as exc:
             raise StudyError(f"the model of {found.describe} cannot be read: {exc}") from None

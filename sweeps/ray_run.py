@@ -93,10 +93,7 @@ def run_on_ray(
     from sweeps.runner import open_study, open_tracker, study_params
 
     _check_answers(address)
-    open_study(spec)  # the study and its MLflow run exist before the workers join
-    tracker = open_tracker(spec)
-    parent = tracker.study_run(spec.name, study_params(spec))
-    try:
+    try:  # the cluster first: a refused address leaves no study run behind
         ray.init(address=address, logging_level="ERROR", log_to_driver=True)
     except Exception as exc:  # ConnectionError, ValueError, RuntimeError: Ray's own words
         raise StudyError(
@@ -104,6 +101,9 @@ def run_on_ray(
             f"{str(exc).splitlines()[0] if str(exc) else 'no answer'})"
         ) from None
     try:
+        open_study(spec)  # the study and its MLflow run exist before the workers join
+        tracker = open_tracker(spec)
+        parent = tracker.study_run(spec.name, study_params(spec))
         task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(_worker_task)
         pending = [
             task.remote(str(path.resolve()), trials, timeout, cpus, i + 1) for i in range(workers)
@@ -115,14 +115,17 @@ def run_on_ray(
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1, timeout=1.0)
                 done += [ray.get(ref) for ref in ready]
-        except KeyboardInterrupt:  # Ctrl-C or TERM here: the tasks stop their workers
-            say("stopping: the Ray tasks stop their workers (the trials in flight are recorded)")
+        except BaseException as exc:  # Ctrl-C or TERM here, or Ray failing under us
+            interrupted = isinstance(exc, KeyboardInterrupt)
+            why = "stopping" if interrupted else f"Ray failed ({type(exc).__name__})"
+            say(f"{why}: the Ray tasks stop their workers (the trials in flight are recorded)")
             for ref in pending:
                 ray.cancel(ref, force=False)
             deadline = time.monotonic() + STOP_WAIT_S + 10
             while pending and time.monotonic() < deadline:
                 _, pending = ray.wait(pending, num_returns=len(pending), timeout=1.0)
-            tracker.end_run(parent, "KILLED")  # as an interrupted `sweeps run` leaves it
+            # as an interrupted `sweeps run` leaves it; a later run resumes the study
+            tracker.end_run(parent, "KILLED" if interrupted else "FAILED")
             raise
         failed = [d for d in done if d["code"] != 0]
         for d in failed:

@@ -194,6 +194,14 @@ class _ModelConfig(Strict):
                 raise ValueError(f"trunk.{key}: an option is a number, a string or a boolean")
         return {**values, "trunk": factory, "trunk_options": given}
 
+    @model_validator(mode="after")
+    def _options_with_a_factory_only(self) -> Any:
+        """A searched ``model.trunk`` that draws auto, mlp or conv trains without the
+        factory's options: they are neither logged nor keyed for it."""
+        if not is_factory_name(getattr(self, "trunk", None)):
+            self.trunk_options = {}
+        return self
+
 
 ModelConfig = _section("ModelConfig", _ModelConfig, ModelSettings, "model")
 

@@ -172,10 +172,12 @@ def test_the_mlflow_server_keeps_its_passwords_out_of_its_command_line(rendered)
     assert not any("postgresql://" in part or "PASSWORD" in part for part in command)
     env = {e["name"]: e for e in server["env"]}
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"]["value"] == "false"
-    assert env["MLFLOW_BACKEND_STORE_URI"]["value"].startswith(
-        "postgresql://mtl:$(MTL_DB_PASSWORD)@"
-    )
-    assert list(env).index("MTL_DB_PASSWORD") < list(env).index("MLFLOW_BACKEND_STORE_URI")
+    # the password reaches libpq as PGPASSWORD, never inside the URI (where @ / : # % would
+    # need percent-encoding), and the URI's host comes from a variable defined before it
+    backend = env["MLFLOW_BACKEND_STORE_URI"]["value"]
+    assert backend == "postgresql://mtl@$(MTL_DB_HOST):5432/mlflow"
+    assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "mtl-db", "key": "password"}
+    assert list(env).index("MTL_DB_HOST") < list(env).index("MLFLOW_BACKEND_STORE_URI")
 
 
 def test_only_the_stores_ports_are_open_and_only_inside_the_cluster(rendered):

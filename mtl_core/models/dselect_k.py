@@ -14,7 +14,9 @@ most ``k`` experts carry weight once the selectors are binary. Selector logits s
 ``[-gamma/100, gamma/100]``, where every expert weighs about the same.
 
 Where ``n`` is not a power of two, codes ``n .. 2^m - 1`` name no expert: their weight is
-dropped and the rest renormalised (our choice; the paper's experiments use powers of two).
+dropped and the rest renormalised, with a floor of 1e-6 per expert so that a row whose
+selectors all name missing experts reads a uniform mixture rather than zeros (our choice; the
+paper's experiments use powers of two).
 The paper's optional entropy penalty, which hastens binary selectors, is not applied: the
 smooth-step's flat ends make a selector exactly binary once its logits leave the band.
 
@@ -70,8 +72,9 @@ class DSelectGate(nn.Module):
         """The weight of each expert: (batch, experts), rows summing to 1."""
         alpha = torch.softmax(self.mixture(x), dim=-1)  # (batch, k)
         q = torch.einsum("bk,bkc->bc", alpha, self.selections(x))[:, : self.experts]
-        if self.experts < 2**self.bits:
-            q = q / q.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+        if self.experts < 2**self.bits:  # a floor, so that a row whose selectors all name
+            q = q + 1e-6  # missing experts still reads every expert, not zeros
+            q = q / q.sum(dim=-1, keepdim=True)
         return q
 
 

@@ -12,10 +12,10 @@
 
 The module reads a batch of rows shaped as the data's rows (sparse bag-of-words batches are
 made dense, the whole batch at once) and returns features of any shape, flattened to
-``(batch, F)``; ``F``, found by one forward pass on zeros, is the width the heads read
-(``hidden_size`` and ``depth`` do not shape the trunk then; ``hidden_size`` still sizes task
-towers and PLE's later levels). Such a model is saved by name only: a trunk given as a Python
-object cannot be written to ``model.json``.
+``(batch, F)``; ``F``, found by one forward pass on zeros, is the width the heads read, and
+task towers (``head_hidden`` 0) and PLE's later levels are ``F`` wide too: ``hidden_size`` and
+``depth`` do not shape such a trunk (a factory may take ``hidden_size``). Such a model is saved
+by name only: a trunk given as a Python object cannot be written to ``model.json``.
 """
 
 from __future__ import annotations

@@ -81,8 +81,10 @@ def test_mtan_trains_with_gradient_methods_on_an_mlp(weighting, gradients):
     tasks = tasks_from_arrays(
         x, {"a": ((x[:, 0] > 0).astype(int), "binary"), "b": (x[:, 1] * 2, "regression")}
     )
-    config = TrainConfig(architecture="mtan", hidden_size=8, depth=2, epochs=2, schedule="joint",
-                         weighting=weighting, gradients=gradients)  # fmt: skip
+    config = TrainConfig(architecture="mtan", hidden_size=8, depth=2, epochs=8, lr=0.02,
+                         activation="relu", schedule="joint", weighting=weighting,
+                         gradients=gradients)  # fmt: skip
     result = fit(tasks, config)
     assert set(result.test) == {"a", "b"}
     assert all(np.isfinite(v) for log in result.history for v in log.train_loss.values())
+    assert result.valid["a"]["accuracy"] > 0.75  # it learns (equal weighting: 0.97)

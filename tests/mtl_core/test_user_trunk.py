@@ -5,6 +5,7 @@ saves and loads; names that cannot be found or called say why."""
 
 from __future__ import annotations
 
+import json
 import sys
 import textwrap
 
@@ -18,7 +19,7 @@ from mtl_core import TaskFrame, TextFeatures, TrainConfig, fit, prepare_tasks
 from mtl_core.data.arrays import tasks_from_arrays
 from mtl_core.models import ARCHITECTURES, build_model
 from mtl_core.models.user_trunk import UserTrunk
-from mtl_core.saved_model import TrainedModel
+from mtl_core.saved_model import ModelFileError, TrainedModel
 from mtl_core.tasks import TaskSpec, TaskType
 from mtl_core.trunk_factory import FactoryError, arguments, resolve
 
@@ -142,7 +143,8 @@ def test_a_model_on_a_named_factory_saves_and_loads_and_a_module_is_refused(fact
     result = fit(tasks, config)
     specs = [t.spec for t in tasks.values()]
     saved = TrainedModel.from_fit(result.model, config, specs, (6,), None)
-    back = TrainedModel.load(saved.save(tmp_path / "m"))
+    folder = saved.save(tmp_path / "m")
+    back = TrainedModel.load(folder, trusted={f"{name}:narrow"})
     x = torch.from_numpy(tasks["a"].x["test"])
     with torch.no_grad():
         assert torch.equal(saved.model.eval()(x, "a"), back.model.eval()(x, "a"))
@@ -151,6 +153,30 @@ def test_a_model_on_a_named_factory_saves_and_loads_and_a_module_is_refused(fact
     with pytest.raises(ValueError, match="cannot be saved: name the trunk by its factory"):
         plain.save(tmp_path / "n")
     assert not (tmp_path / "n").exists()
+
+
+def test_a_saved_factory_runs_only_when_trusted(factories, tmp_path, monkeypatch):
+    """model.json names code: a planted `os:system` with a command is refused, not run."""
+    folder, name = factories
+    resolve(f"{name}:narrow", folder)
+    tasks = _tasks(60)
+    config = TrainConfig(trunk=f"{name}:narrow", trunk_options={"width": 4}, epochs=1)
+    specs = [t.spec for t in tasks.values()]
+    saved = TrainedModel.from_fit(fit(tasks, config).model, config, specs, (6,), None)
+    model_dir = saved.save(tmp_path / "m")
+    with pytest.raises(ModelFileError, match="its trunk is code of the user's"):
+        TrainedModel.load(model_dir)
+    monkeypatch.setenv("MTL_TRUSTED_TRUNKS", f"other:f,{name}:narrow")
+    assert TrainedModel.load(model_dir).model is not None
+    monkeypatch.delenv("MTL_TRUSTED_TRUNKS")
+    marker = tmp_path / "ran"
+    described = json.loads((model_dir / "model.json").read_text())
+    described["build"]["trunk"] = "os:system"
+    described["build"]["trunk_options"] = {"command": f"touch {marker}"}
+    (model_dir / "model.json").write_text(json.dumps(described))
+    with pytest.raises(ModelFileError, match=r"its trunk is code of the user's \(os:system\)"):
+        TrainedModel.load(model_dir)
+    assert not marker.exists()
 
 
 def test_factories_that_cannot_be_found_or_called_say_why(factories):

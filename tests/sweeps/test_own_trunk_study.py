@@ -80,3 +80,15 @@ def test_a_trunk_that_cannot_be_built_is_refused_naming_the_field(tmp_path, modu
         trunk = {k: v.replace("{m}", module) if isinstance(v, str) else v for k, v in trunk.items()}
     _study(tmp_path, trunk)
     assert_refused(cli("run", "study.yaml", cwd=tmp_path), needles, tmp_path)
+
+
+def test_options_go_with_a_factory_only():
+    """A searched trunk that draws mlp trains, logs and keys without the factory's options."""
+    from sweeps.schema import ModelConfig
+
+    assert (
+        ModelConfig.model_validate({"trunk": "mlp", "trunk_options": {"width": 3}}).trunk_options
+        == {}
+    )
+    named = ModelConfig.model_validate({"trunk": {"factory": "pkg.mod:make", "width": 3}})
+    assert (named.trunk, named.trunk_options) == ("pkg.mod:make", {"width": 3})

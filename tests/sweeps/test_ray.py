@@ -152,7 +152,7 @@ def test_ctrl_c_on_the_driver_stops_the_ray_workers_with_their_trials_recorded(
         code = driver.wait(timeout=180)
     output = (tmp_path / "run.log").read_text()
     assert code == 130, output[-3000:]
-    assert time.monotonic() - started < 90
+    assert time.monotonic() - started < 150  # the workers stop within seconds; not a hang
     trials = optuna.load_study(study_name="stopped_on_ray", storage=optuna_url).trials
     assert len(trials) == 2 and all(t.state == optuna.trial.TrialState.FAIL for t in trials)
     assert all("interrupted" in t.user_attrs.get("reason", "") for t in trials)
