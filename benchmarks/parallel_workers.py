@@ -36,19 +36,38 @@ ROOT = Path(__file__).resolve().parents[1]
 WARM_UP = 3
 
 
-def run(workers: int, trials: int, epochs: int) -> tuple[float, float]:
+def sentiment_study(name: str, epochs: int) -> dict:
+    """The sentiment example, only the schedule searched, ``WARM_UP`` trials to start with;
+    every trial trains (with reuse on, the timed trials would repeat the warm-up's three
+    schedules and be answered from them)."""
     study = yaml.safe_load((ROOT / "examples" / "sentiment" / "study.yaml").read_text())
     for task in study["tasks"].values():
         task["path"] = str(ROOT / "examples" / "sentiment" / task["path"])
-    study["name"] = f"parallel{workers}"
+    study["name"] = name
     study["training"]["epochs"] = epochs
     study["search"] = {
         "n_trials": WARM_UP,
         "sampler": "random",
         "pruner": "none",
-        "reuse": False,  # every trial trains (three schedules: reuse would answer from the first three)
+        "reuse": False,
         "space": {"training.schedule": {"choices": ["joint", "round_robin", "alternate"]}},
     }
+    return study
+
+
+def steady_rate(runs: list) -> float:
+    """Trials per second, summed over the workers (tag ``mtl.worker``), each over its own span
+    from its first trial's start to its last one's end."""
+    rate = 0.0
+    for worker in {r.data.tags["mtl.worker"] for r in runs}:
+        mine = [r for r in runs if r.data.tags["mtl.worker"] == worker]
+        span = max(r.info.end_time for r in mine) - min(r.info.start_time for r in mine)
+        rate += len(mine) / (span / 1000)
+    return rate
+
+
+def run(workers: int, trials: int, epochs: int) -> tuple[float, float]:
+    study = sentiment_study(f"parallel{workers}", epochs)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "study.yaml"
         path.write_text(yaml.safe_dump(study))
@@ -69,12 +88,7 @@ def run(workers: int, trials: int, epochs: int) -> tuple[float, float]:
             for r in client.search_runs([exp], "tags.`mtl.kind` = 'trial'", max_results=1000)
             if int(r.data.tags["mtl.trial_number"]) >= WARM_UP
         ]
-        rate = 0.0  # trials per second, summed over the workers (each over its own active span)
-        for worker in {r.data.tags["mtl.worker"] for r in runs}:
-            mine = [r for r in runs if r.data.tags["mtl.worker"] == worker]
-            span = max(r.info.end_time for r in mine) - min(r.info.start_time for r in mine)
-            rate += len(mine) / (span / 1000)
-        return wall, trials / rate
+        return wall, trials / steady_rate(runs)
 
 
 def main() -> None:

@@ -77,20 +77,9 @@ def _ray_head(folder: Path) -> tuple[subprocess.Popen, str]:
 
 
 def run(workers: int, trials: int, epochs: int, address: str, tracking: str) -> dict:
-    study = yaml.safe_load((ROOT / "examples" / "sentiment" / "study.yaml").read_text())
-    for task in study["tasks"].values():
-        task["path"] = str(ROOT / "examples" / "sentiment" / task["path"])
-    study.update(name=f"ray{workers}_{uuid.uuid4().hex[:6]}", storage=_database(),
-                 tracking_uri=tracking)  # fmt: skip
-    study["training"]["epochs"] = epochs
-    study["search"] = {
-        "n_trials": WARM_UP,
-        "sampler": "random",
-        "pruner": "none",
-        "reuse": False,  # every trial trains (three schedules: reuse would answer from the first three)
-        "confirm": None,
-        "space": {"training.schedule": {"choices": ["joint", "round_robin", "alternate"]}},
-    }
+    study = parallel_workers.sentiment_study(f"ray{workers}_{uuid.uuid4().hex[:6]}", epochs)
+    study.update(storage=_database(), tracking_uri=tracking)
+    study["search"]["confirm"] = None
     with tempfile.TemporaryDirectory(dir="/tmp") as folder:
         path = Path(folder) / "study.yaml"
         path.write_text(yaml.safe_dump(study))
@@ -112,11 +101,7 @@ def run(workers: int, trials: int, epochs: int, address: str, tracking: str) -> 
         for r in client.search_runs([experiment], "tags.`mtl.kind` = 'trial'", max_results=1000)
         if int(r.data.tags["mtl.trial_number"]) >= WARM_UP
     ]
-    rate = 0.0
-    for worker in {r.data.tags["mtl.worker"] for r in runs}:
-        mine = [r for r in runs if r.data.tags["mtl.worker"] == worker]
-        span = max(r.info.end_time for r in mine) - min(r.info.start_time for r in mine)
-        rate += len(mine) / (span / 1000)
+    rate = parallel_workers.steady_rate(runs)
     m = [r.data.metrics for r in runs]
     overhead = [x["time/trial_s"] - x["time/train_s"] - x["time/baseline_s"] for x in m]
     share = [o / x["time/trial_s"] for o, x in zip(overhead, m, strict=True)]

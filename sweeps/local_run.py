@@ -13,6 +13,14 @@ from typing import Any
 from sweeps.schema import StudySpec
 
 
+def worker_command(path: str | Path, trials: int | None, timeout: float | None) -> list[str]:
+    """``sweeps worker`` on the study file, as a helper process (here, or in a Ray task)."""
+    command = [sys.executable, "-m", "sweeps", "worker", str(path), "--quiet"]
+    command += ["--trials", str(trials)] if trials else []
+    command += ["--timeout", str(timeout)] if timeout else []
+    return command
+
+
 def run_here(
     spec: StudySpec,
     path: Path,
@@ -35,9 +43,7 @@ def run_here(
         open_tracker(spec).study_run(spec.name, study_params(spec))
         threads = max(1, (os.cpu_count() or 1) // workers)
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-        command = [sys.executable, "-m", "sweeps", "worker", str(path), "--quiet"]
-        command += ["--trials", str(trials)] if trials else []
-        command += ["--timeout", str(timeout)] if timeout else []
+        command = worker_command(path, trials, timeout)
         for i in range(1, workers):
             helpers.append(subprocess.Popen(command, env={**env, "MTL_WORKER_INDEX": str(i)}))
         import torch  # (torch: as above)

@@ -16,12 +16,12 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from sweeps.errors import StudyError
+from sweeps.local_run import worker_command
 from sweeps.schema import StudySpec
 
 STOP_WAIT_S = 120.0  # how long a cancelled task waits for its worker to record and exit
@@ -34,10 +34,9 @@ def _worker_task(
     threads = str(max(1, int(cpus)))
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
            "MTL_WORKER_INDEX": str(index)}  # fmt: skip
-    command = [sys.executable, "-m", "sweeps", "worker", path, "--quiet"]
-    command += ["--trials", str(trials)] if trials else []
-    command += ["--timeout", str(timeout)] if timeout else []
-    proc = subprocess.Popen(command, env=env, cwd=str(Path(path).parent))
+    proc = subprocess.Popen(
+        worker_command(path, trials, timeout), env=env, cwd=str(Path(path).parent)
+    )
     try:  # polled: Ray's cancel raises in this thread between bytecodes, not inside a wait
         while (code := proc.poll()) is None:
             time.sleep(0.5)

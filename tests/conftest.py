@@ -77,6 +77,21 @@ def module_postgres_db():
     yield from _databases()
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, module_postgres_db):
+    """One MLflow server (`sweeps server`) on its own database for the module's studies: each
+    test's study has a name of its own, so each has an experiment of its own."""
+    from sweeps.server import launch_tracking_server, stop_group  # (mlflow: when asked for)
+    from tests.helpers import free_port
+
+    folder = tmp_path_factory.mktemp("server")
+    proc, url = launch_tracking_server(module_postgres_db(), folder / "artifacts", free_port())
+    try:
+        yield url
+    finally:
+        stop_group(proc)
+
+
 class PrivateCluster:
     """A PostgreSQL cluster of the test's own (initdb in a temporary folder, a free port on
     127.0.0.1), for a test that restarts the server: the shared cluster other tests use, in

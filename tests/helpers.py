@@ -64,11 +64,17 @@ def two_tasks(study: dict, names: tuple[str, ...] = ("imdb", "yelp")) -> dict:
 
 def runs_of(spec, kind: str) -> list:
     """Every MLflow run of ``kind`` (``mtl.kind``) in the study's experiment."""
+    return runs_at(spec.tracking, spec.name, kind)
+
+
+def runs_at(tracking: str, name: str, kind: str | None = None) -> list:
+    """Every MLflow run (of ``kind``, when given) in experiment ``name`` of a tracking store."""
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(spec.tracking)
-    exp = client.get_experiment_by_name(spec.name).experiment_id
-    return client.search_runs([exp], f"tags.`mtl.kind` = '{kind}'", max_results=1000)
+    client = MlflowClient(tracking)
+    exp = client.get_experiment_by_name(name).experiment_id
+    query = f"tags.`mtl.kind` = '{kind}'" if kind else ""
+    return client.search_runs([exp], query, max_results=1000)
 
 
 def review_tasks(rows: int, metric: str, names: tuple[str, ...] = ("imdb", "yelp")) -> dict:

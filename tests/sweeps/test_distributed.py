@@ -18,21 +18,9 @@ from mlflow.tracking import MlflowClient
 from sweeps.runner import open_study
 from sweeps.server import launch_tracking_server, stop_group
 from sweeps.spec import load_spec
-from tests.helpers import ROOT, cli, free_port, small_study, write_study
+from tests.helpers import ROOT, cli, free_port, runs_at, small_study, write_study
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, module_postgres_db):
-    """One MLflow server (`sweeps server`) on its own database for the module's studies: each
-    test's study has a name of its own, so each has an experiment of its own."""
-    folder = tmp_path_factory.mktemp("server")
-    proc, url = launch_tracking_server(module_postgres_db(), folder / "artifacts", free_port())
-    try:
-        yield url
-    finally:
-        stop_group(proc)
 
 
 @pytest.fixture
@@ -50,13 +38,6 @@ def _worker(path, log, **env):
         env={**os.environ, "PYTHONPATH": str(ROOT), **env},
         start_new_session=True,
     )
-
-
-def _runs(url, name, kind=None):
-    client = MlflowClient(url)
-    exp = client.get_experiment_by_name(name).experiment_id
-    query = f"tags.`mtl.kind` = '{kind}'" if kind else ""
-    return client.search_runs([exp], query, max_results=1000)
 
 
 def test_two_workers_run_exactly_the_trials_asked_with_no_duplicate_baseline(tmp_path, shared):
@@ -88,15 +69,15 @@ def test_two_workers_run_exactly_the_trials_asked_with_no_duplicate_baseline(tmp
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) == 8
     assert all(t.user_attrs.get("surplus") for t in trials if t not in complete)
-    trial_runs = _runs(url, "team", "trial")
+    trial_runs = runs_at(url, "team", "trial")
     assert sorted(int(r.data.tags["mtl.trial_number"]) for r in trial_runs) == sorted(
         t.number for t in complete
     )
     assert all(r.info.status == "FINISHED" for r in trial_runs)
-    keys = Counter(r.data.tags["mtl.baseline_key"] for r in _runs(url, "team", "baseline"))
+    keys = Counter(r.data.tags["mtl.baseline_key"] for r in runs_at(url, "team", "baseline"))
     assert keys and max(keys.values()) == 1, keys
-    assert not [r for r in _runs(url, "team") if r.info.status == "RUNNING"]
-    (parent,) = _runs(url, "team", "study")
+    assert not [r for r in runs_at(url, "team") if r.info.status == "RUNNING"]
+    (parent,) = runs_at(url, "team", "study")
     assert parent.info.status == "FINISHED"
     # both workers trained: the study was shared, not run twice or by one alone
     by_worker = Counter(t.user_attrs["worker"] for t in complete)
@@ -126,7 +107,7 @@ def test_a_worker_killed_mid_trial_is_retried_and_its_runs_closed(tmp_path, shar
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:  # wait until a trial trains
             try:
-                if any(r.info.status == "RUNNING" for r in _runs(url, "crash", "trial")):
+                if any(r.info.status == "RUNNING" for r in runs_at(url, "crash", "trial")):
                     break
             except AttributeError:  # the experiment does not exist yet
                 pass
@@ -136,7 +117,7 @@ def test_a_worker_killed_mid_trial_is_retried_and_its_runs_closed(tmp_path, shar
         time.sleep(1.5)
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=30)
-    running = [r for r in _runs(url, "crash") if r.info.status == "RUNNING"]
+    running = [r for r in runs_at(url, "crash") if r.info.status == "RUNNING"]
     assert any(r.data.tags["mtl.kind"] == "trial" for r in running)  # left behind by the kill
     with open(tmp_path / "second.log", "w") as log:
         second = _worker(path, log)
@@ -148,7 +129,7 @@ def test_a_worker_killed_mid_trial_is_retried_and_its_runs_closed(tmp_path, shar
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == dead.number]
     assert len(retries) == 1 and retries[0].state.name == "COMPLETE"
     assert retries[0].params == dead.params
-    runs = _runs(url, "crash")
+    runs = runs_at(url, "crash")
     assert not [r for r in runs if r.info.status == "RUNNING"]
     dead_runs = [r for r in runs if r.data.tags.get("mtl.trial_number") == str(dead.number)]
     assert [r.info.status for r in dead_runs] == ["FAILED"]
@@ -156,7 +137,7 @@ def test_a_worker_killed_mid_trial_is_retried_and_its_runs_closed(tmp_path, shar
     assert f"retried as trial {retries[0].number}" in dead_runs[0].data.tags["mtl.error"]
     retry_run = [r for r in runs if r.data.tags.get("mtl.trial_number") == str(retries[0].number)]
     assert retry_run[0].data.tags["mtl.retry_of"] == str(dead.number)
-    assert [r.info.status for r in _runs(url, "crash", "study")] == ["FINISHED"]
+    assert [r.info.status for r in runs_at(url, "crash", "study")] == ["FINISHED"]
     status = subprocess.run(
         [sys.executable, "-m", "sweeps", "status", str(path)],
         capture_output=True,
@@ -224,7 +205,7 @@ def test_multi_objective_study_tags_its_pareto_front_on_the_shared_stores(tmp_pa
     assert result.returncode == 0, result.stderr
     ostudy = optuna.load_study(study_name="front", storage=optuna_url)
     front = {t.number for t in ostudy.best_trials}
-    runs = _runs(url, "front", "trial")
+    runs = runs_at(url, "front", "trial")
     assert len(runs) == 5 and front
     assert {
         int(r.data.tags["mtl.trial_number"]) for r in runs if r.data.tags["mtl.pareto"] == "true"

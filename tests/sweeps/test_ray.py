@@ -18,23 +18,11 @@ from pathlib import Path
 
 import optuna
 import pytest
-from mlflow.tracking import MlflowClient
 
-from sweeps.server import launch_tracking_server, stop_group
-from tests.helpers import ROOT, assert_refused, cli, free_port, small_study, write_study
+from tests.helpers import ROOT, assert_refused, cli, free_port, runs_at, small_study, write_study
 
 pytestmark = pytest.mark.postgres
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'mtl-sweeps[ray]')")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, module_postgres_db):
-    folder = tmp_path_factory.mktemp("server")
-    proc, url = launch_tracking_server(module_postgres_db(), folder / "artifacts", free_port())
-    try:
-        yield url
-    finally:
-        stop_group(proc)
 
 
 @pytest.fixture(scope="module")
@@ -92,13 +80,6 @@ def _run(path, address, log):
     )  # fmt: skip
 
 
-def _runs(url, name, kind=None):
-    client = MlflowClient(url)
-    experiment = client.get_experiment_by_name(name).experiment_id
-    query = f"tags.`mtl.kind` = '{kind}'" if kind else ""
-    return client.search_runs([experiment], query, max_results=1000)
-
-
 def test_two_ray_workers_run_exactly_the_trials_asked(tmp_path, postgres_db, server, ray_head):
     optuna_url, url = postgres_db(), server
     path = _study(tmp_path, optuna_url, url, "on_ray", epochs=1, trials=8)
@@ -112,10 +93,10 @@ def test_two_ray_workers_run_exactly_the_trials_asked(tmp_path, postgres_db, ser
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) == 8
     assert all(t.user_attrs.get("surplus") for t in trials if t not in complete)
-    keys = Counter(r.data.tags["mtl.baseline_key"] for r in _runs(url, "on_ray", "baseline"))
+    keys = Counter(r.data.tags["mtl.baseline_key"] for r in runs_at(url, "on_ray", "baseline"))
     assert keys and max(keys.values()) == 1, keys  # each baseline trained once
-    assert not [r for r in _runs(url, "on_ray") if r.info.status == "RUNNING"]
-    (parent,) = _runs(url, "on_ray", "study")
+    assert not [r for r in runs_at(url, "on_ray") if r.info.status == "RUNNING"]
+    (parent,) = runs_at(url, "on_ray", "study")
     assert parent.info.status == "FINISHED"  # the driver closed the study
     by_worker = Counter(t.user_attrs["worker"] for t in complete)
     assert len(by_worker) == 2, by_worker  # both Ray tasks trained
@@ -152,7 +133,7 @@ def test_ctrl_c_on_the_driver_stops_the_ray_workers_with_their_trials_recorded(
     trials = optuna.load_study(study_name="stopped_on_ray", storage=optuna_url).trials
     assert len(trials) == 2 and all(t.state == optuna.trial.TrialState.FAIL for t in trials)
     assert all("interrupted" in t.user_attrs.get("reason", "") for t in trials)
-    assert not [r for r in _runs(url, "stopped_on_ray") if r.info.status == "RUNNING"]
+    assert not [r for r in runs_at(url, "stopped_on_ray") if r.info.status == "RUNNING"]
 
 
 def test_an_address_where_no_head_answers_is_refused_at_once(tmp_path):
