@@ -98,15 +98,17 @@ def test_two_ray_workers_run_exactly_the_trials_asked(tmp_path, postgres_db, ser
     assert not [r for r in runs_at(url, "on_ray") if r.info.status == "RUNNING"]
     (parent,) = runs_at(url, "on_ray", "study")
     assert parent.info.status == "FINISHED"  # the driver closed the study
-    by_worker = Counter(t.user_attrs["worker"] for t in complete)
-    assert len(by_worker) == 2, by_worker  # both Ray tasks trained
+    # both Ray tasks ran a worker on the study to its end; which of them trained how many
+    # trials depends on when each started (a second Ray worker process can start late)
+    assert output.count("worker done: the study has 8 finished trials") == 2, output[-3000:]
+    assert 1 <= len({t.user_attrs["worker"] for t in complete}) <= 2  # host:pid of each
 
 
 def test_ctrl_c_on_the_driver_stops_the_ray_workers_with_their_trials_recorded(
     tmp_path, postgres_db, server, ray_head
 ):
     optuna_url, url = postgres_db(), server
-    path = _study(tmp_path, optuna_url, url, "stopped_on_ray", epochs=400, trials=4)
+    path = _study(tmp_path, optuna_url, url, "stopped_on_ray", epochs=3000, trials=4)
     with open(tmp_path / "run.log", "w") as log:
         driver = _run(path, ray_head, log)
         storage = optuna.storages.RDBStorage(optuna_url)
@@ -131,8 +133,12 @@ def test_ctrl_c_on_the_driver_stops_the_ray_workers_with_their_trials_recorded(
     assert code == 130, output[-3000:]
     assert time.monotonic() - started < 150  # the workers stop within seconds; not a hang
     trials = optuna.load_study(study_name="stopped_on_ray", storage=optuna_url).trials
-    assert len(trials) == 2 and all(t.state == optuna.trial.TrialState.FAIL for t in trials)
-    assert all("interrupted" in t.user_attrs.get("reason", "") for t in trials)
+    in_flight = {t.number for t in running}  # a worker that started late may find one done
+    stopped = [t for t in trials if t.number in in_flight]
+    assert len(stopped) == 2 and all(t.state == optuna.trial.TrialState.FAIL for t in stopped)
+    assert all("interrupted" in t.user_attrs.get("reason", "") for t in stopped)
+    others = [t for t in trials if t.number not in in_flight]  # finished before the signal
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in others), others
     assert not [r for r in runs_at(url, "stopped_on_ray") if r.info.status == "RUNNING"]
 
 
