@@ -138,12 +138,7 @@ def test_a_worker_killed_mid_trial_is_retried_and_its_runs_closed(tmp_path, shar
     retry_run = [r for r in runs if r.data.tags.get("mtl.trial_number") == str(retries[0].number)]
     assert retry_run[0].data.tags["mtl.retry_of"] == str(dead.number)
     assert [r.info.status for r in runs_at(url, "crash", "study")] == ["FINISHED"]
-    status = subprocess.run(
-        [sys.executable, "-m", "sweeps", "status", str(path)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
+    status = cli("status", str(path), cwd=tmp_path)  # what it prints: proved in process
     assert f"retry of trial {dead.number}" in status.stdout
 
 

@@ -18,7 +18,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from sweeps.server import stop_group, wait_healthy
-from tests.helpers import chromium, free_port, small_study, sweeps, write_study
+from tests.helpers import chromium, cli, free_port, small_study, sweeps, write_study
 
 
 def start_mlflow_server(backend: str, artifacts: Path) -> tuple[subprocess.Popen, str]:
@@ -138,9 +138,19 @@ def _line_with(proc: subprocess.Popen, text: str, timeout: float = 240) -> str:
     pytest.fail(f"no line with {text!r}: {received.decode(errors='replace')[-3000:]}")
 
 
-def test_ui_that_cannot_start_says_so_and_exits_1(tmp_path):
-    write_study(tmp_path, small_study("busy", training={"epochs": 1}))
-    assert sweeps("run", "study.yaml", "--trials", "1", cwd=tmp_path).returncode == 0
+@pytest.fixture(scope="module")
+def ui_study(tmp_path_factory) -> Path:
+    """A finished one-trial study for `sweeps ui` to serve (run in process: what is tested is
+    the server `sweeps ui` starts, a real process)."""
+    folder = tmp_path_factory.mktemp("ui")
+    write_study(folder, small_study("uitest", training={"epochs": 1}))
+    result = cli("run", "study.yaml", "--trials", "1", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+def test_ui_that_cannot_start_says_so_and_exits_1(ui_study):
+    tmp_path = ui_study
     with socket.socket() as taken:  # the port is someone else's
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -151,9 +161,8 @@ def test_ui_that_cannot_start_says_so_and_exits_1(tmp_path):
     assert "ready on" not in result.stdout
 
 
-def test_ui_serves_the_embedded_store_on_localhost(tmp_path):
-    write_study(tmp_path, small_study("uitest", training={"epochs": 1}))
-    assert sweeps("run", "study.yaml", "--trials", "1", cwd=tmp_path).returncode == 0
+def test_ui_serves_the_embedded_store_on_localhost(ui_study):
+    tmp_path = ui_study
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "sweeps", "ui", "study.yaml", "--port", str(port)],

@@ -14,9 +14,10 @@ from sweeps.spec import load_spec
 from sweeps.sqlite_stores import first_open, mlflow_client, sqlite_file
 from tests.helpers import ROOT, small_study, write_study
 
-# what a `sweeps run` opens first: its MLflow experiment, then its Optuna storage; each
-# process, once imported, says so in a file and waits for the others' files, so that all of
-# them create the fresh stores together
+# what a `sweeps run` opens first: its MLflow experiment, then its Optuna storage. Each process
+# imports once and then opens one fresh workdir per race (argv: the workers, then a study file
+# and a ready folder per race); before each race it says so in that race's ready folder and waits
+# for the others', so that all of them create the fresh stores together
 OPEN_BOTH = textwrap.dedent(
     """
     import os, sys, time
@@ -24,14 +25,15 @@ OPEN_BOTH = textwrap.dedent(
     from sweeps.optuna_storage import make_storage
     from sweeps.spec import load_spec
     from sweeps.tracking import open_tracker
-    spec = load_spec(sys.argv[1])
-    ready = Path(sys.argv[2])
-    (ready / str(os.getpid())).touch()
-    while len(list(ready.iterdir())) < int(sys.argv[3]):
-        time.sleep(0.001)
-    open_tracker(spec)
-    make_storage(spec)
-    print("opened")
+    workers, races = int(sys.argv[1]), sys.argv[2:]
+    for path, ready in zip(races[::2], races[1::2]):
+        spec = load_spec(path)
+        (Path(ready) / str(os.getpid())).touch()
+        while len(list(Path(ready).iterdir())) < workers:
+            time.sleep(0.001)
+        open_tracker(spec)
+        make_storage(spec)
+        print("opened", path)
     """
 )
 
@@ -39,24 +41,26 @@ OPEN_BOTH = textwrap.dedent(
 def test_processes_opening_a_fresh_workdir_at_once_all_find_its_stores_ready(tmp_path):
     # without the lock, 3 MLflow clients on a fresh file failed together 10 times in 15
     # ("table experiments already exists", "Online migration expected to match one row")
+    # 3 races of 4 processes; the 4 import once and run the races one after the other
+    races = []
     for attempt in range(3):
         folder, ready = tmp_path / f"try{attempt}", tmp_path / f"ready{attempt}"
-        path = write_study(folder, small_study("race"))
         ready.mkdir()
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-c", OPEN_BOTH, str(path), str(ready), "4"],
-                cwd=folder,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
-            )
-            for _ in range(4)
-        ]
-        outputs = [p.communicate(timeout=120)[0] for p in procs]
-        for proc, out in zip(procs, outputs, strict=True):
-            assert proc.returncode == 0 and "opened" in out, out[-2000:]
+        races += [write_study(folder, small_study("race")), ready]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_BOTH, "4", *map(str, races)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        for _ in range(4)
+    ]
+    outputs = [p.communicate(timeout=180)[0] for p in procs]
+    for proc, out in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0 and out.count("opened") == 3, out[-2000:]
+    for path in races[::2]:
         spec = load_spec(path)
         client = mlflow_client(spec.tracking)
         assert [e.name for e in client.search_experiments()].count("race") == 1
