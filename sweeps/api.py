@@ -94,7 +94,7 @@ class Study:
         """What ``sweeps status`` prints (every trial unless ``rows``), as text."""
         from rich.console import Console  # (as above)
 
-        from sweeps.plan import print_status  # (as above)
+        from sweeps.status import print_status  # (as above)
 
         out = io.StringIO()
         print_status(self.spec, Console(file=out, width=200, markup=False, emoji=False), rows)

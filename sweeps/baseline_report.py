@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sweeps import record
-from sweeps.plan import _console
+from sweeps.console import plain_console as _console
 from sweeps.schema import StudySpec
 from sweeps.space import fixed_config
 from sweeps.study_data import load_study_data

@@ -222,7 +222,7 @@ def status(
     """A table of trials (state, tasks, Δm, params), the best by validation and the winner."""
 
     def body() -> int:
-        from sweeps.plan import print_status
+        from sweeps.status import print_status
 
         spec, _ = _load(study, with_data=False)
         print_status(spec, rows=rows)
@@ -318,7 +318,7 @@ def transfer(
 
         if settings not in ("best", "fixed"):
             raise StudyError(f"--settings: {settings!r}; use best or fixed")
-        from sweeps.plan import _console
+        from sweeps.console import plain_console as _console
         from sweeps.transfer_runs import run_transfer
 
         spec, _ = _load(study)
@@ -344,8 +344,8 @@ def groups(
 
         if source not in ("pairs", "affinity"):
             raise StudyError(f"--source: {source!r}; use pairs or affinity")
+        from sweeps.console import plain_console as _console
         from sweeps.groups import run_groups
-        from sweeps.plan import _console
 
         spec, _ = _load(study, with_data=False)
         run_groups(spec, budget, source, _console())

@@ -23,8 +23,7 @@ from pydantic import (
 )
 
 from mtl_core.config import ModelSettings, TrainingSettings
-from mtl_core.data.builtin import ARRAY_SOURCES
-from mtl_core.data.features import TextFeatures
+from mtl_core.data.settings import ARRAY_SOURCES, TextFeatures
 from mtl_core.registry import READERS, method_params
 from mtl_core.tasks import TaskType, allowed_metrics
 from mtl_core.trunk_factory import is_factory_name

@@ -106,3 +106,19 @@ def test_only_the_command_line_and_its_page_writer_import_dashboards():
     for m, p in modules.items():
         if m.startswith("mtl_core"):
             assert not {i for i in _imports(p, modules, False) if not i.startswith("mtl_core")}, m
+
+
+def test_the_light_commands_load_no_data_library():
+    # `status`'s module and the schema load without pandas, scipy, scikit-learn, torch or
+    # mlflow: the schema reaches data settings through mtl_core.data.settings, not the data
+    # modules. (It saves `status` no time on a study with a record: MLflow, once it loads to
+    # read it, imports pandas itself.) A fresh interpreter: this one has them all loaded.
+    import subprocess  # (here: only this test starts a process)
+    import sys  # (as above)
+
+    heavy = ("pandas", "scipy", "sklearn", "torch", "mlflow")
+    probe = f"import sys, sweeps.status, sweeps.schema; print([m for m in {heavy!r} if m in sys.modules])"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from mtl_core.data.readers import DataError
+from mtl_core.data.settings import ARRAY_SOURCES  # noqa: F401 (re-exported)
 from mtl_core.data.synthetic import labelling_directions, noisy_labels
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -32,7 +33,6 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "related": {"rows": 2000, "features": 30, "noise": 0.05, "seed": 0},
     "digits": {},
 }
-ARRAY_SOURCES = {"digits"}
 # each option's range: (lowest, highest, whole number); a bad value used to reach numpy (a
 # negative `rows`: a traceback) or memory (`rows: 1e12`)
 _ROWS = (10, 1_000_000, True)

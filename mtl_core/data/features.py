@@ -28,44 +28,30 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from annotated_types import Ge, Le
 
 from mtl_core.data.labels import label_key
 from mtl_core.data.readers import DataError
+from mtl_core.data.settings import (  # noqa: F401 (re-exported: the names' old home)
+    TEXT_KINDS,
+    ColumnFeatures,
+    ColumnKind,
+    TextFeatures,
+    Vocabulary,
+)
 
 if TYPE_CHECKING:  # scikit-learn loads when a space is fitted or read back, not for the schema
     from sklearn.compose import ColumnTransformer
     from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
-Vocabulary = Literal["union", "intersection", "per_task"]
-ColumnKind = Literal["bow", "tfidf", "numeric", "categorical"]
-TEXT_KINDS = ("bow", "tfidf")
 MISSING_CATEGORY = "(missing)"
 # a column of strings is text when its values hold this many words on average, or when more
 # than half of its values are distinct; otherwise it is categorical
 TEXT_MIN_WORDS = 2.0
-
-
-@dataclass(frozen=True)
-class TextFeatures:
-    """How an input column becomes features. ``kind`` is ``bow``/``tfidf`` for text (with
-    scikit-learn's CountVectorizer / TF-IDF and the settings below), or ``numeric`` /
-    ``categorical`` for table columns (the text settings do not apply to them)."""
-
-    kind: ColumnKind = "bow"
-    max_features: Annotated[int, Ge(1)] | None = 5000  # None: every word
-    vocabulary: Vocabulary = "union"
-    ngram_max: Annotated[int, Ge(1), Le(3)] = 1
-    min_df: Annotated[int, Ge(1)] = 1
-    lowercase: bool = True
-
-
-ColumnFeatures = TextFeatures
 
 
 def column_kind(series: pd.Series, declared: str | None = None) -> str:

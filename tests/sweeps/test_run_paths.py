@@ -111,13 +111,6 @@ def test_help_and_validate_load_neither_torch_nor_mlflow(tmp_path):
     assert out.stdout.strip() == "[]"
 
 
-def test_status_before_any_run(tmp_path):
-    write_study(tmp_path, small_study())
-    result = cli("status", "study.yaml", cwd=tmp_path)
-    assert result.returncode == 0
-    assert "no trials yet" in result.stdout
-
-
 def test_same_seed_same_metrics(tmp_path):
     metrics = []
     for folder in ("a", "b"):
