@@ -63,14 +63,17 @@ def _load(path: Path, with_data: bool = True, writes: bool = False):
     `validate`, which answers for them), the workdir must be writable too."""
     from sweeps.errors import StudyError
     from sweeps.spec import check_device, check_trunk, check_writable, load_spec
-    from sweeps.study_data import load_study_data
 
     spec = load_spec(path)
     problems = check_writable(spec) + check_device(spec) + check_trunk(spec) if writes else []
     if problems:
         raise StudyError(problems)
-    data = load_study_data(spec) if with_data else None
-    return spec, data
+    if not with_data:
+        return spec, None
+    # only when asked for: the data modules load pandas and scipy (`status` needs neither)
+    from sweeps.study_data import load_study_data
+
+    return spec, load_study_data(spec)
 
 
 @app.command()

@@ -121,7 +121,7 @@ def print_status(spec: StudySpec, console: Console | None = None, rows: int = 0)
             "pair transfer matrix: test Δ % of the row's task trained with the column's alone "
             "(trials of exactly two tasks and `sweeps transfer` runs)",
         )
-    number, value = best_of(study)
+    number, value = best_of(study, trials)
     if number is None:
         console.print("best by validation: no completed trial yet")
     else:

@@ -4,6 +4,7 @@ Pareto front. Imports optuna only, so ``sweeps status`` stays light."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -26,10 +27,15 @@ def count_finished(study: optuna.Study) -> int:
     return sum(counts(t) for t in study.get_trials(deepcopy=False))
 
 
-def best_of(study: optuna.Study) -> tuple[int | None, float | None]:
+def best_of(
+    study: optuna.Study, trials: Sequence[FrozenTrial] | None = None
+) -> tuple[int | None, float | None]:
     """The complete trial with the best validation Δm (the objective, or the mean of the
-    per-task objectives)."""
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    per-task objectives); ``trials``: the study's, when the caller has read them already
+    (each read of 1,000 trials from SQLite costs 0.3 s)."""
+    if trials is None:
+        trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
     scored = [t for t in complete if valid_delta_m(t) is not None]
     if not scored:
         return None, None

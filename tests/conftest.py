@@ -166,3 +166,31 @@ def private_postgres():
         yield cluster
     finally:
         cluster.remove()
+
+
+# Scheduling ---------------------------------------------------------------------------------
+
+# the files that take longest (real processes, servers, whole studies; `--durations=0` on
+# 2026-12-07), run first: `--dist loadfile` hands out files in collection order, and a long
+# file started last kept one worker busy while the other had nothing left to do
+SLOW_FIRST = (
+    "tests/sweeps/test_faults.py",
+    "tests/sweeps/test_distributed.py",
+    "tests/dashboards/test_browser.py",
+    "tests/sweeps/test_ray.py",
+    "tests/sweeps/test_server.py",
+    "tests/test_gallery.py",
+    "tests/sweeps/test_search.py",
+    "tests/sweeps/test_run_paths.py",
+    "tests/sweeps/test_evidence.py",
+    "tests/sweeps/test_read_only.py",
+    "tests/sweeps/test_method_grid.py",
+    "tests/sweeps/test_known_truth.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow files first, each file's tests in their own order (a stable sort, the same on
+    every worker, as xdist requires)."""
+    rank = {path: n for n, path in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
