@@ -6,7 +6,7 @@ only writer; every module that writes or reads a name takes it from here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sweeps.masking import mask
@@ -62,6 +62,7 @@ EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 # kinds of run
 STUDY_RUN, TRIAL, BASELINE, CONFIRM, TRANSFER = "study", "trial", "baseline", "confirm", "transfer"
 GROUP = "group"  # a run that only holds others (the study's baselines), so the trial list reads
+KINDS = (STUDY_RUN, TRIAL, BASELINE, CONFIRM, TRANSFER, GROUP)
 
 # metrics of one number per run
 DELTA_M = "delta_m"  # test Δm (also as test/delta_m)
@@ -251,12 +252,12 @@ def quote(value: str) -> str:
 def where(
     tags: Mapping[str, str] | None = None,
     status: str | None = None,
-    not_kind: str | None = None,
+    not_kind: str | Sequence[str] | None = None,
 ) -> str:
-    """An MLflow filter: every tag equal to its value, the run's status, a kind left out."""
+    """An MLflow filter: every tag equal to its value, the run's status, kinds left out."""
     parts = [f"tags.`{k}` = {quote(v)}" for k, v in (tags or {}).items()]
-    if not_kind is not None:
-        parts.append(f"tags.`{KIND}` != {quote(not_kind)}")
+    for kind in [not_kind] if isinstance(not_kind, str) else not_kind or ():
+        parts.append(f"tags.`{KIND}` != {quote(kind)}")
     if status is not None:
         parts.append(f"attributes.status = {quote(status)}")
     return " and ".join(parts)

@@ -108,7 +108,8 @@ def print_status(spec: StudySpec, console: Console | None = None, rows: int = 0)
         else:
             console.print("Pareto front: no completed trial yet")
 
-    runs = study_runs(spec)  # MLflow read once: the pair matrix, the winner, the time share
+    # MLflow read once: the pair matrix, the winner, the time share (no baseline runs)
+    runs = study_runs(spec, (record.TRIAL, record.CONFIRM, record.TRANSFER))
     pairs = [
         r for r in runs["trial"] + runs["transfer"] if record.has_results(r)
     ]  # (matrix_from_store would search twice more)

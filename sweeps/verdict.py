@@ -177,12 +177,16 @@ def share_text(runs: Iterable[Any]) -> str:
     )
 
 
-def study_runs(spec: Any) -> dict[str, list[Any]]:
-    """The study's trial, confirm, baseline and transfer runs from MLflow, in one paginated
-    search (empty before its store)."""
-    kinds = (record.TRIAL, record.CONFIRM, record.BASELINE, record.TRANSFER)
+def study_runs(
+    spec: Any,
+    kinds: Sequence[str] = (record.TRIAL, record.CONFIRM, record.BASELINE, record.TRANSFER),
+) -> dict[str, list[Any]]:
+    """The study's runs of these kinds (trial, confirm, baseline, transfer) from MLflow, in one
+    paginated search (empty before its store); the other kinds are left out by the query, not
+    read and dropped (`status` needs no baseline run: a study has about as many as trials)."""
     out: dict[str, list[Any]] = {kind: [] for kind in kinds}
-    for run in record.study_search(spec, record.where(not_kind=record.STUDY_RUN)):
+    others = [kind for kind in record.KINDS if kind not in kinds]
+    for run in record.study_search(spec, record.where(not_kind=others)):
         kind = record.kind_of(run)
         if kind in out:
             out[kind].append(run)

@@ -76,3 +76,24 @@ def test_status_before_any_run(tmp_path):
     result = cli("status", "study.yaml", cwd=tmp_path)
     assert result.returncode == 0
     assert "no trials yet" in result.stdout
+
+
+def test_status_reads_no_baseline_run_and_every_kind_it_shows(tmp_path):
+    # a study has about as many baseline runs as trials (a width searched: one per width, task
+    # and seed); status shows none of them, so its one search leaves them out
+    from sweeps import record
+    from sweeps.sqlite_stores import mlflow_client
+    from sweeps.verdict import study_runs
+
+    spec = load_spec(write_study(tmp_path, small_study("kinds")))
+    spec.workdir_path.mkdir(parents=True)
+    client = mlflow_client(spec.tracking)
+    experiment = client.create_experiment(spec.name)
+    made = {kind: client.create_run(experiment, tags={record.KIND: kind}).info.run_id
+            for kind in record.KINDS}  # fmt: skip
+    shown = (record.TRIAL, record.CONFIRM, record.TRANSFER)
+    runs = study_runs(spec, shown)
+    assert {k: [r.info.run_id for r in v] for k, v in runs.items()} == {k: [made[k]] for k in shown}
+    every = study_runs(spec)  # the default, for the report and the models: baselines too
+    assert [r.info.run_id for r in every[record.BASELINE]] == [made[record.BASELINE]]
+    assert record.where(not_kind=["a", "b"]) == "tags.`mtl.kind` != 'a' and tags.`mtl.kind` != 'b'"
