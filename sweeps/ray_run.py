@@ -17,6 +17,7 @@ import os
 import socket
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,22 @@ def _worker_task(
             proc.kill()
             code = proc.wait()
     return {"index": index, "code": code, "host": socket.gethostname()}
+
+
+def _wait_recorded(study: Any, since: datetime, deadline: float) -> None:
+    """Until no trial started since ``since`` (by this run's workers) is RUNNING, or the
+    deadline: a cancelled task's ref can be ready before its worker has written its trial's
+    FAIL (seen under load: the driver exited, and Ray's shutdown ended the job, with the trial
+    still RUNNING). Another launcher's worker started since then is waited for too, within the
+    same deadline."""
+    # here, not at the top: optuna loads only when a study runs
+    from optuna.trial import TrialState
+
+    while time.monotonic() < deadline:
+        trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if not [t for t in trials if t.datetime_start and t.datetime_start >= since]:
+            return
+        time.sleep(0.5)
 
 
 def _check_answers(address: str) -> None:
@@ -100,7 +117,8 @@ def run_on_ray(
             f"{str(exc).splitlines()[0] if str(exc) else 'no answer'})"
         ) from None
     try:
-        open_study(spec)  # the study and its MLflow run exist before the workers join
+        study = open_study(spec)  # the study and its MLflow run exist before the workers join
+        since = datetime.now()  # (Optuna's trial times are local, naive)
         tracker = open_tracker(spec)
         parent = tracker.study_run(spec.name, study_params(spec))
         task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(_worker_task)
@@ -123,6 +141,7 @@ def run_on_ray(
             deadline = time.monotonic() + STOP_WAIT_S + 10
             while pending and time.monotonic() < deadline:
                 _, pending = ray.wait(pending, num_returns=len(pending), timeout=1.0)
+            _wait_recorded(study, since, deadline)
             # as an interrupted `sweeps run` leaves it; a later run resumes the study
             tracker.end_run(parent, "KILLED" if interrupted else "FAILED")
             raise
