@@ -55,11 +55,32 @@ def _on_signal(signum: int, frame) -> None:
         else:
             os._exit(exit_code())
         return
-    if _DEFERRING:
+    if _DEFERRING or _swallowed_at(frame):
         _PENDING.append(signum)
         return
     _STOPPING.append(signum)
     raise KeyboardInterrupt
+
+
+# the callbacks of weakref.py and _weakrefset.py that the interpreter calls (a dead key's or
+# value's `remove`, a finalizer), not the functions a program calls there
+_WEAKREF_CALLBACKS = {"remove", "_remove", "__call__", "_exitfunc"}
+
+
+def _swallowed_at(frame) -> bool:
+    """Whether an exception raised at ``frame`` would be swallowed: Python prints and drops
+    one from a ``__del__`` or a weakref callback ("Exception ignored in ..."). A Ctrl-C raised
+    there was lost, and the worker trained on (a Ray worker's SIGTERM, seen under load); it
+    is kept pending instead, and raised at the next store call or epoch (``raise_pending``)."""
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "__del__" or (
+            code.co_filename.endswith(("weakref.py", "_weakrefset.py"))
+            and code.co_name in _WEAKREF_CALLBACKS
+        ):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def stopping() -> bool:

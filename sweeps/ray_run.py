@@ -53,10 +53,9 @@ def _worker_task(
 
 def _wait_recorded(study: Any, since: datetime, deadline: float) -> None:
     """Until no trial started since ``since`` (by this run's workers) is RUNNING, or the
-    deadline: a cancelled task's ref can be ready before its worker has written its trial's
-    FAIL (seen under load: the driver exited, and Ray's shutdown ended the job, with the trial
-    still RUNNING). Another launcher's worker started since then is waited for too, within the
-    same deadline."""
+    deadline: the driver returns once its workers' trials are recorded, whatever Ray says of
+    the cancelled tasks, before Ray's shutdown ends the job. Another launcher's worker started
+    since then is waited for too, within the same deadline."""
     # here, not at the top: optuna loads only when a study runs
     from optuna.trial import TrialState
 

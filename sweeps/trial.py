@@ -35,7 +35,7 @@ from mtl_core.schedules import total_epochs
 from mtl_core.train import Callback, EpochLog, FitResult, TrainingDiverged, fit
 from sweeps import record
 from sweeps.baselines import Baseline, Baselines
-from sweeps.interrupts import stopped_by
+from sweeps.interrupts import raise_pending, stopped_by
 from sweeps.masking import mask, shown
 from sweeps.models import record_model
 from sweeps.progress import Reporter
@@ -102,6 +102,7 @@ class _Record(Callback):
         self.offset = _phase_offset(config.schedule, config.epochs, len(tasks))
 
     def on_epoch_end(self, log: EpochLog) -> None:
+        raise_pending()  # a signal kept pending (see sweeps.interrupts) stops within an epoch
         e = log.epoch
         self.ctx.reporter.epoch(e, log.epochs)
         step = e - self.offset
@@ -126,6 +127,7 @@ class _Progress(Callback):
         self.reporter = reporter
 
     def on_epoch_end(self, log: EpochLog) -> None:
+        raise_pending()  # (as above)
         self.reporter.epoch(log.epoch, log.epochs)
 
 
