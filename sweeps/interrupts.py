@@ -55,32 +55,26 @@ def _on_signal(signum: int, frame) -> None:
         else:
             os._exit(exit_code())
         return
-    if _DEFERRING or _swallowed_at(frame):
+    if _DEFERRING:
         _PENDING.append(signum)
         return
     _STOPPING.append(signum)
     raise KeyboardInterrupt
 
 
-# the callbacks of weakref.py and _weakrefset.py that the interpreter calls (a dead key's or
-# value's `remove`, a finalizer), not the functions a program calls there
-_WEAKREF_CALLBACKS = {"remove", "_remove", "__call__", "_exitfunc"}
+def _dropped(unraisable) -> None:
+    """``sys.unraisablehook`` under ``stop_on_signals``: Python drops an exception raised in a
+    ``__del__`` or a weakref callback ("Exception ignored in ..."). A Ctrl-C or SIGTERM whose
+    KeyboardInterrupt was dropped there was lost, and the worker trained on (a Ray worker's
+    SIGTERM landed in SQLAlchemy's and weakref's callbacks under load); it is kept pending
+    instead, and raised at the epoch's end or the next store call (``raise_pending``)."""
+    if issubclass(unraisable.exc_type, KeyboardInterrupt) and len(_STOPPING) == 1:
+        _PENDING.append(_STOPPING.pop())
+        return
+    _HOOKS[-1](unraisable)
 
 
-def _swallowed_at(frame) -> bool:
-    """Whether an exception raised at ``frame`` would be swallowed: Python prints and drops
-    one from a ``__del__`` or a weakref callback ("Exception ignored in ..."). A Ctrl-C raised
-    there was lost, and the worker trained on (a Ray worker's SIGTERM, seen under load); it
-    is kept pending instead, and raised at the next store call or epoch (``raise_pending``)."""
-    while frame is not None:
-        code = frame.f_code
-        if code.co_name == "__del__" or (
-            code.co_filename.endswith(("weakref.py", "_weakrefset.py"))
-            and code.co_name in _WEAKREF_CALLBACKS
-        ):
-            return True
-        frame = frame.f_back
-    return False
+_HOOKS: list = []  # the unraisablehook in place before stop_on_signals
 
 
 def stopping() -> bool:
@@ -111,11 +105,14 @@ def stop_on_signals() -> Iterator[None]:
     _PENDING.clear()
     for sig in previous:
         signal.signal(sig, _on_signal)
+    _HOOKS.append(sys.unraisablehook)
+    sys.unraisablehook = _dropped
     try:
         yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        sys.unraisablehook = _HOOKS.pop()
         _PENDING.clear()
 
 

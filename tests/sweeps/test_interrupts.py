@@ -64,3 +64,25 @@ def test_a_signal_landing_in_a_finaliser_is_kept_and_raised_at_the_next_safe_poi
             interrupts.raise_pending()  # an epoch's end, or the next store call
         assert interrupts.stopped_by() == "SIGTERM" and interrupts.exit_code() == 143
     assert "Exception ignored" not in capfd.readouterr().err
+
+
+def test_a_signal_landing_in_any_weakref_callback_is_kept_too():
+    # the second place seen: SQLAlchemy's own weakref callback, outside the weakref module
+    import weakref  # (only this test)
+
+    class Target:
+        pass
+
+    def callback(_ref) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):
+            pass
+
+    with interrupts.stop_on_signals():
+        target = Target()
+        ref = weakref.ref(target, callback)
+        del target  # the callback runs now, and receives the signal
+        assert ref() is None and not interrupts.stopping()
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.raise_pending()
+        assert interrupts.stopped_by() == "Ctrl-C"
