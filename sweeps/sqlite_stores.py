@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sweeps.sqlite_template import seed
+
 
 def sqlite_file(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI; None for anything else or in memory."""
@@ -67,4 +69,7 @@ def mlflow_client(uri: str, registry_uri: str | None = None) -> Any:
     from mlflow.tracking import MlflowClient  # mlflow stays out of light commands
 
     with first_open(uri, make_folder=True):
+        path = sqlite_file(uri)
+        if path is not None and path.parent.is_dir():
+            seed(path)  # a new file starts as a copy of an empty store MLflow made once
         return MlflowClient(uri, registry_uri=registry_uri)  # opens the store: tables, migrations

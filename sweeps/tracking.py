@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 from sweeps import record
 from sweeps.interrupts import atomic
 from sweeps.masking import mask
-from sweeps.sqlite_stores import first_open
+from sweeps.sqlite_stores import mlflow_client
 from sweeps.store_faults import unwritable
 
 if TYPE_CHECKING:
@@ -151,8 +151,7 @@ class Tracker:
         artifact_root: Path | None = None,
         retry_s: float = 120.0,
     ) -> None:
-        with first_open(tracking_uri, make_folder=True):  # one process creates a fresh file
-            client = MlflowClient(tracking_uri)  # opens the store: its tables, its migrations
+        client = mlflow_client(tracking_uri)  # one process creates a fresh file
         self.client: Any = RetryingClient(client, tracking_uri, retry_s)
         self._artifact_warned = False
         self.uri = tracking_uri
