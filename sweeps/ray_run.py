@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -38,17 +39,37 @@ def _worker_task(
     proc = subprocess.Popen(
         worker_command(path, trials, timeout), env=env, cwd=str(Path(path).parent)
     )
-    try:  # polled: Ray's cancel raises in this thread between bytecodes, not inside a wait
-        while (code := proc.poll()) is None:
+    import ray  # (inside a Ray task: Ray is loaded)
+
+    context = ray.get_runtime_context()
+    try:  # Ray's cancel raises KeyboardInterrupt here, or only sets the task's flag: under
+        # load the interrupt never came in 3 tries of 3 (Ray 2.60), so the flag is polled too
+        while (code := proc.poll()) is None and not context.is_canceled():
             time.sleep(0.5)
-    except KeyboardInterrupt:  # ray.cancel: stop the worker as a TERM would, then report it
-        proc.terminate()
+    except KeyboardInterrupt:
+        code = None
+    if code is None:  # ray.cancel: stop the worker as a TERM would, then report it
+        print(f"Ray task {index}: cancelled; stopping its worker (pid {proc.pid})",
+              file=sys.stderr, flush=True)  # fmt: skip
+        code = _stop(proc)
+        print(f"Ray task {index}: its worker ended with exit status {code}", file=sys.stderr,
+              flush=True)  # fmt: skip
+    return {"index": index, "code": code, "host": socket.gethostname()}
+
+
+def _stop(proc: subprocess.Popen) -> int:
+    """TERM the worker and wait for it to record its trial and exit (KILL after
+    ``STOP_WAIT_S``); an interrupt from the same cancel, arriving late, does not cut the wait."""
+    proc.terminate()
+    deadline = time.monotonic() + STOP_WAIT_S
+    while True:
         try:
-            code = proc.wait(timeout=STOP_WAIT_S)
+            return proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except KeyboardInterrupt:
+            continue
         except subprocess.TimeoutExpired:
             proc.kill()
-            code = proc.wait()
-    return {"index": index, "code": code, "host": socket.gethostname()}
+            return proc.wait()
 
 
 def _wait_recorded(study: Any, since: datetime, deadline: float) -> None:

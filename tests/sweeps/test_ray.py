@@ -25,11 +25,22 @@ pytestmark = pytest.mark.postgres
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'mtl-sweeps[ray]')")
 
 
+RAY_TEMP: list[str] = []  # the head's folder, for its workers' logs in a failure's message
+
+
+def _worker_logs(limit: int = 1500) -> str:
+    """The end of each Ray worker's output (where `sweeps worker` prints), for a message."""
+    found = sorted(Path(RAY_TEMP[-1]).glob("session_latest/logs/worker-*")) if RAY_TEMP else []
+    tails = [(path.name, path.read_text(errors="replace")[-limit:]) for path in found]
+    return "\n".join(f"--- {name}\n{text}" for name, text in tails if text.strip())
+
+
 @pytest.fixture(scope="module")
 def ray_head():
     """A Ray head of this module's own on 127.0.0.1 (two CPUs), stopped with its processes."""
     port = free_port()
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths are long
+    RAY_TEMP.append(temp)
     log = open(Path(temp) / "head.log", "w")
     head = subprocess.Popen(
         [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
@@ -129,14 +140,17 @@ def test_ctrl_c_on_the_driver_stops_the_ray_workers_with_their_trials_recorded(
         driver.send_signal(signal.SIGINT)
         started = time.monotonic()
         code = driver.wait(timeout=180)
-    output = (tmp_path / "run.log").read_text()
-    assert code == 130, output[-3000:]
+    output = (tmp_path / "run.log").read_text() + "\n" + _worker_logs()
+    assert code == 130, output[-6000:]
     assert time.monotonic() - started < 150  # the workers stop within seconds; not a hang
     trials = optuna.load_study(study_name="stopped_on_ray", storage=optuna_url).trials
     in_flight = {t.number for t in running}  # a worker that started late may find one done
     stopped = [t for t in trials if t.number in in_flight]
-    assert len(stopped) == 2 and all(t.state == optuna.trial.TrialState.FAIL for t in stopped)
-    assert all("interrupted" in t.user_attrs.get("reason", "") for t in stopped)
+    states = {t.number: (t.state.name, t.user_attrs.get("reason")) for t in stopped}
+    assert len(stopped) == 2, output[-6000:]
+    assert all(t.state == optuna.trial.TrialState.FAIL for t in stopped), (states, output[-6000:])
+    assert all("interrupted" in t.user_attrs.get("reason", "") for t in stopped), (
+        states, output[-6000:])  # fmt: skip
     others = [t for t in trials if t.number not in in_flight]  # finished before the signal
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in others), others
     assert not [r for r in runs_at(url, "stopped_on_ray") if r.info.status == "RUNNING"]
