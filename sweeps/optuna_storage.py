@@ -19,7 +19,7 @@ import sqlalchemy.exc
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages._heartbeat import BaseHeartbeat
 
-from sweeps.interrupts import atomic
+from sweeps.interrupts import atomic, retry_budget
 from sweeps.masking import mask
 from sweeps.sqlite_stores import first_open
 from sweeps.store_faults import unwritable
@@ -75,8 +75,8 @@ def _retry(storage: RetryingRDBStorage, call):
             with atomic(raise_now=False):  # Ctrl-C waits; raised outside Optuna
                 return call()
         except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
-            if not disconnected(exc) or time.monotonic() - started >= storage.retry_s:
-                raise
+            if not disconnected(exc) or time.monotonic() - started >= retry_budget(storage.retry_s):
+                raise  # (stopping: within STOPPING_RETRY_S, see sweeps.interrupts)
             _say_once(storage, exc)
             time.sleep(wait)
             wait = min(wait * 2, 5.0)

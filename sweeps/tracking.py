@@ -20,7 +20,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from sweeps import record
-from sweeps.interrupts import atomic
+from sweeps.interrupts import atomic, retry_budget
 from sweeps.masking import mask
 from sweeps.sqlite_stores import mlflow_client
 from sweeps.store_faults import unwritable
@@ -101,10 +101,11 @@ class RetryingClient:
                 if not _transient(exc):
                     raise
                 waited = time.monotonic() - started
-                if waited >= self.retry_s:
+                budget = retry_budget(self.retry_s)  # shorter once a signal stops the command
+                if waited >= budget:
                     self.down = TrackingUnavailable(
                         f"the tracking store {mask(self._uri)} did not answer for "
-                        f"{waited:.0f} s (search.store_retry_s: {self.retry_s:g}): "
+                        f"{waited:.0f} s ({_limit(budget, self.retry_s)}): "
                         f"{_first_line(exc)}. Trials completed so far keep their record; "
                         "run the study again once the store is back"
                     )
@@ -120,8 +121,14 @@ class RetryingClient:
                         file=sys.stderr,
                         flush=True,
                     )
-                time.sleep(min(wait, max(0.0, self.retry_s - waited)))
+                time.sleep(min(wait, max(0.0, budget - waited)))
                 wait = min(wait * 2, 8.0)
+
+
+def _limit(budget: float, retry_s: float) -> str:
+    if budget < retry_s:
+        return f"the command is stopping: at most {budget:g} s of search.store_retry_s {retry_s:g}"
+    return f"search.store_retry_s: {retry_s:g}"
 
 
 def _transient(exc: BaseException) -> bool:

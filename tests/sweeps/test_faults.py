@@ -181,7 +181,11 @@ def test_sigterm_to_a_run_with_workers_stops_its_helpers_too(tmp_path):
         assert helpers(), "the helper did not start"
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=120)
+        try:
+            code = proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # not left running past the test
+            pytest.fail(f"no exit 120 s after SIGTERM: {log.read_text()[-4000:]}")
         stopped_in = time.monotonic() - sent
     assert code == 143, log.read_text()
     assert stopped_in < 10  # not after the helper has finished the study alone

@@ -86,3 +86,41 @@ def test_a_signal_landing_in_any_weakref_callback_is_kept_too():
         with pytest.raises(KeyboardInterrupt):
             interrupts.raise_pending()
         assert interrupts.stopped_by() == "Ctrl-C"
+
+
+def test_a_stopping_command_waits_briefly_for_a_store_that_does_not_answer(tmp_path, monkeypatch):
+    # a fresh-clone CI run: a stopped helper retried a locked Optuna file for 120 s, twice
+    import sqlite3
+    import time
+
+    import optuna
+
+    from sweeps.optuna_storage import RetryingRDBStorage
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    storage = RetryingRDBStorage(url, retry_s=120)
+    trial_id = storage.create_new_trial(
+        storage.create_new_study([optuna.study.StudyDirection.MINIMIZE])
+    )
+    holder = sqlite3.connect(tmp_path / "optuna.db")  # another process's write lock, held
+    holder.execute("BEGIN EXCLUSIVE")
+    monkeypatch.setattr(interrupts, "STOPPING_RETRY_S", 1.0)
+    try:
+        with interrupts.stop_on_signals():
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(1)  # (the signal is raised here)
+            assert interrupts.retry_budget(120) == 1.0
+            started = time.monotonic()
+            with pytest.raises(optuna.exceptions.StorageInternalError) as raised:
+                storage.set_trial_user_attr(trial_id, "reason", "interrupted")
+            waited = time.monotonic() - started
+        assert "database is locked" in str(raised.value.__cause__)
+        assert waited < 30, waited  # one try at the lock (SQLite waits 5 s) and a retry or two
+        with interrupts.stop_on_signals():  # the next command, not stopping: store_retry_s
+            assert interrupts.retry_budget(120) == 120
+    finally:
+        holder.rollback()
+        holder.close()
+    storage.set_trial_user_attr(trial_id, "reason", "interrupted")  # the lock gone: written
+    assert storage.get_trial(trial_id).user_attrs["reason"] == "interrupted"
