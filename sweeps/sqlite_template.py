@@ -1,8 +1,9 @@
 """A fresh SQLite MLflow store, copied from an empty one MLflow made once.
 
-MLflow creates a new store by running every schema migration since its first release: 3.75 s
-here (`MlflowClient("sqlite:///new.db")` on an idle 2-core machine, 2026-12-07), against 0.3 s
-to open a store that exists. Every new workdir paid that. The first time a version of MLflow
+MLflow creates a new store by running every schema migration since its first release: a new
+store in a fresh process took 3.3-4.5 s here, against 0.9-1.1 s as a copy (both with MLflow's
+store code loading; an idle 2-core machine, 2026-12-07), and a second new store in one process
+1.6-2.4 s against 0.05 s. Every new workdir paid that. The first time a version of MLflow
 creates a store here, ``seed`` keeps an empty copy made by MLflow's own migrations, without
 its Default experiment, in the user's cache (``$MTL_SWEEPS_CACHE``, else
 ``$XDG_CACHE_HOME/mtl-sweeps``, else ``~/.cache/mtl-sweeps``), named by MLflow's version; a
