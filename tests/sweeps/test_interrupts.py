@@ -124,3 +124,26 @@ def test_a_stopping_command_waits_briefly_for_a_store_that_does_not_answer(tmp_p
         holder.close()
     storage.set_trial_user_attr(trial_id, "reason", "interrupted")  # the lock gone: written
     assert storage.get_trial(trial_id).user_attrs["reason"] == "interrupted"
+
+
+def test_a_stopping_command_gives_up_on_a_tracking_server_that_is_gone_soon(monkeypatch):
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    from sweeps.tracking import RetryingClient, TrackingUnavailable
+    from tests.helpers import free_port
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # MLflow's own retries: none
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens: refused at once
+    client = RetryingClient(MlflowClient(uri), uri, retry_s=120)
+    monkeypatch.setattr(interrupts, "STOPPING_RETRY_S", 1.0)
+    with interrupts.stop_on_signals():
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)  # (the signal is raised here)
+        started = time.monotonic()
+        with pytest.raises(TrackingUnavailable, match="the command is stopping: at most 1 s"):
+            client.create_experiment("late")
+        waited = time.monotonic() - started
+    assert waited < 30, waited  # a retry or two, not store_retry_s (120)
