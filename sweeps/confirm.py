@@ -25,7 +25,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeps import record
-from sweeps.interrupts import raise_pending, stopped_by
+from sweeps.interrupts import raise_if_stopped, raise_pending
 from sweeps.masking import mask, shown
 from sweeps.optuna_storage import make_storage
 from sweeps.schema import StudySpec
@@ -41,6 +41,7 @@ from sweeps.trial import (
     check_objective,
     fit_seeds,
     record_first_model,
+    record_interrupted,
     sequential_offset,
 )
 
@@ -126,6 +127,7 @@ def run_confirm(
     ctx.reporter.phase(f"confirming the {len(wanted)} best configuration(s)")
     while True:
         raise_pending()  # a Ctrl-C that arrived during an Optuna storage call
+        raise_if_stopped()  # one whose interrupt a store's error replaced
         optuna.storages.fail_stale_trials(cstudy)
         trials = cstudy.get_trials(deepcopy=False)
         of = {n: [t for t in trials if t.user_attrs.get("confirms") == n] for n in wanted}
@@ -205,9 +207,7 @@ def confirm_trial(
         record_first_model(ctx, run_id, config, results, seeds)
         ctx.tracker.end_run(run_id, "FINISHED", {record.STATE: "COMPLETE"})
     except KeyboardInterrupt:
-        trial.set_user_attr("reason", "interrupted")
-        trial.set_user_attr("not_counted", True)  # the next run confirms it again
-        _close(ctx, run_id, started, times, "KILLED", "FAIL", f"interrupted ({stopped_by()})")
+        record_interrupted(ctx, trial, run_id, started, times)  # the next run confirms it again
         raise
     except Exception as exc:
         reason = shown(f"{type(exc).__name__}: {exc}")

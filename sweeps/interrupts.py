@@ -15,9 +15,10 @@ while the interrupted trial is being recorded is noted, not raised (it used to c
 clean-up short, leaving the trial to a later run's "no heartbeat"); a third ends the process
 at once (a store that does not answer would otherwise hold it for ``store_retry_s``).
 
-Once a signal has stopped the command, a store that does not answer is retried for at most
-``STOPPING_RETRY_S`` (``retry_budget``), not ``store_retry_s``: the trial in flight is then left
-to the next run, which takes it over once its heartbeat is stale. In a fresh-clone CI run a
+Once a signal has stopped the command, a store that does not answer is retried until
+``STOPPING_RETRY_S`` after the signal (``retry_budget``; each call still gets one try), not for
+``store_retry_s`` per call: the trial in flight is then left to the next run, which takes it over
+once its heartbeat is stale. In a fresh-clone CI run a
 stopped `sweeps run --workers 2` took 4.5 minutes to exit: its helper found the Optuna file
 locked ("database is locked") and retried its heartbeat and its trial's record for 120 s
 each, while the parent waited for it.
@@ -30,11 +31,14 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 _PENDING: list[int] = []
 _STOPPING: list[int] = []  # the signal that stopped the command, once one has
 _DEFERRING: list[bool] = []  # inside atomic() under stop_on_signals
+_ACTIVE: list[bool] = []  # inside stop_on_signals
+_SIGNALLED_AT: list[float] = []  # when the first signal came (time.monotonic())
 _NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 STOPPING_RETRY_S = 10.0  # how long a stopping command waits for a store that does not answer
 
@@ -51,7 +55,17 @@ def raise_pending() -> None:
         raise KeyboardInterrupt
 
 
+def raise_if_stopped() -> None:
+    """At the top of a loop of trials: a stopped command starts no new trial, even where its
+    interrupt was lost on the way out (a store's error raised while recording the trial in
+    flight replaces it, and Optuna catches that as one failed trial)."""
+    if stopping() and threading.current_thread() is threading.main_thread():
+        raise KeyboardInterrupt
+
+
 def _on_signal(signum: int, frame) -> None:
+    if not _SIGNALLED_AT:
+        _SIGNALLED_AT.append(time.monotonic())
     if _STOPPING:  # already stopping: the clean-up goes on; a third signal ends it at once
         _STOPPING.append(signum)
         if len(_STOPPING) == 2:
@@ -86,14 +100,18 @@ _HOOKS: list = []  # the unraisablehook in place before stop_on_signals
 
 
 def stopping() -> bool:
-    """Whether a signal has stopped the command (its clean-up is running)."""
-    return bool(_STOPPING)
+    """Whether a signal has stopped the command (its clean-up is running); False once
+    ``stop_on_signals`` has ended (an in-process caller's next call is not stopping)."""
+    return bool(_STOPPING) and bool(_ACTIVE)
 
 
-def retry_budget(retry_s: float) -> float:
-    """How long a store call may be retried: ``retry_s``, or at most ``STOPPING_RETRY_S`` once
-    a signal has stopped the command (any thread: the clean-up's and the heartbeat's)."""
-    return min(retry_s, STOPPING_RETRY_S) if _STOPPING else retry_s
+def retry_budget(retry_s: float, started: float) -> float:
+    """How long a store call that began at ``started`` (``time.monotonic()``) may be retried:
+    ``retry_s``; once a signal has stopped the command, only until ``STOPPING_RETRY_S`` after
+    that signal (any thread: the clean-up's and the heartbeat's)."""
+    if not (stopping() and _SIGNALLED_AT):
+        return retry_s
+    return min(retry_s, max(0.0, _SIGNALLED_AT[0] + STOPPING_RETRY_S - started))
 
 
 def stopped_by() -> str:
@@ -117,6 +135,8 @@ def stop_on_signals() -> Iterator[None]:
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     _STOPPING.clear()
     _PENDING.clear()
+    _SIGNALLED_AT.clear()
+    _ACTIVE.append(True)
     for sig in previous:
         signal.signal(sig, _on_signal)
     _HOOKS.append(sys.unraisablehook)
@@ -128,6 +148,7 @@ def stop_on_signals() -> Iterator[None]:
             signal.signal(sig, handler)
         sys.unraisablehook = _HOOKS.pop()
         _PENDING.clear()
+        _ACTIVE.pop()
 
 
 @contextlib.contextmanager

@@ -75,8 +75,9 @@ def _retry(storage: RetryingRDBStorage, call):
             with atomic(raise_now=False):  # Ctrl-C waits; raised outside Optuna
                 return call()
         except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
-            if not disconnected(exc) or time.monotonic() - started >= retry_budget(storage.retry_s):
-                raise  # (stopping: within STOPPING_RETRY_S, see sweeps.interrupts)
+            budget = retry_budget(storage.retry_s, started)  # shorter once a signal stops us
+            if not disconnected(exc) or time.monotonic() - started >= budget:
+                raise
             _say_once(storage, exc)
             time.sleep(wait)
             wait = min(wait * 2, 5.0)

@@ -49,23 +49,30 @@ def _worker_task(
     except KeyboardInterrupt:
         code = None
     if code is None:  # ray.cancel: stop the worker as a TERM would, then report it
-        print(f"Ray task {index}: cancelled; stopping its worker (pid {proc.pid})",
-              file=sys.stderr, flush=True)  # fmt: skip
-        code = _stop(proc)
-        print(f"Ray task {index}: its worker ended with exit status {code}", file=sys.stderr,
-              flush=True)  # fmt: skip
+        code = _stop(proc, index)
     return {"index": index, "code": code, "host": socket.gethostname()}
 
 
-def _stop(proc: subprocess.Popen) -> int:
+def _stop(proc: subprocess.Popen, index: int) -> int:
     """TERM the worker and wait for it to record its trial and exit (KILL after
-    ``STOP_WAIT_S``); an interrupt from the same cancel, arriving late, does not cut the wait."""
-    proc.terminate()
+    ``STOP_WAIT_S``); an interrupt from the same cancel, arriving late, cuts neither the TERM
+    nor the wait."""
     deadline = time.monotonic() + STOP_WAIT_S
+    sent = False
     while True:
         try:
-            return proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            if not sent:
+                print(f"Ray task {index}: cancelled; stopping its worker (pid {proc.pid})",
+                      file=sys.stderr, flush=True)  # fmt: skip
+                proc.terminate()
+                sent = True
+            code = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            print(f"Ray task {index}: its worker ended with exit status {code}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            return code
         except KeyboardInterrupt:
+            if proc.returncode is not None:
+                return proc.returncode
             continue
         except subprocess.TimeoutExpired:
             proc.kill()

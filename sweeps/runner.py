@@ -36,7 +36,7 @@ from sweeps import record
 from sweeps.baselines import Baselines
 from sweeps.confirm import confirm_name, run_confirm
 from sweeps.errors import StudyError
-from sweeps.interrupts import raise_pending
+from sweeps.interrupts import raise_if_stopped, raise_pending, stopping
 from sweeps.masking import mask
 from sweeps.optuna_storage import disconnected, make_storage
 from sweeps.progress import Reporter
@@ -331,6 +331,7 @@ def run_study(
     try:
         while True:
             raise_pending()  # a Ctrl-C that arrived during an Optuna storage call
+            raise_if_stopped()  # one whose interrupt a store's error replaced
             janitor.fail_stale()
             janitor.close_dead_runs()
             trials = study.get_trials(deepcopy=False)
@@ -355,6 +356,8 @@ def run_study(
                 )
             except Exception as exc:  # Optuna's own record of the trial failed
                 _stop_if_unwritable(spec, tracker, exc)
+                if stopping():  # while recording an interrupted trial: still a stop
+                    raise KeyboardInterrupt from exc
                 raise
             if tracker.client.down is not None:  # the trial failed on it: stop, say why
                 raise tracker.client.down

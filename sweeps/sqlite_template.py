@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -44,12 +45,31 @@ def _copy(source: Path, target: Path) -> None:
     into place: a reader never sees half a file."""
     partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as src:
+        with contextlib.closing(_read_only(source)) as src:
             with contextlib.closing(sqlite3.connect(partial)) as dst:
                 src.backup(dst)
+        with open(partial, "rb") as written:  # on disk before the rename: a crash leaves
+            os.fsync(written.fileno())  # the old file or the whole new one
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection; the path as a file URI, so '?', '#' or '%' in it stay a path."""
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+
+
+def _latest_revision() -> str | None:
+    """The schema revision this MLflow's migrations end at (None where MLflow does not say):
+    two builds of one MLflow version (a development install) may differ in it."""
+    try:
+        # (mlflow: loaded by the caller, which is opening a store)
+        from mlflow.store.db.utils import _get_latest_schema_revision
+
+        return str(_get_latest_schema_revision())
+    except Exception:  # noqa: BLE001 - a private function of MLflow's: its name may change
+        return None
 
 
 def _build(template: Path) -> None:
@@ -59,26 +79,30 @@ def _build(template: Path) -> None:
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
     template.parent.mkdir(parents=True, exist_ok=True)
-    fresh = template.with_name(f".{template.name}.{uuid.uuid4().hex[:8]}.build")
-    try:
-        store = SqlAlchemyStore(f"sqlite:///{fresh}", default_artifact_root=str(fresh.parent))
+    # made in a temporary folder of its own: the cache's path may hold characters ('?', '#')
+    # that a sqlite:/// URI would read as something else
+    with tempfile.TemporaryDirectory(prefix="mtl-sweeps-template-") as folder:
+        fresh = Path(folder) / "mlflow.db"
+        store = SqlAlchemyStore(f"sqlite:///{fresh}", default_artifact_root=folder)
         store.engine.dispose()
         with contextlib.closing(sqlite3.connect(fresh)) as db:
             with db:
                 db.execute("DELETE FROM experiment_tags WHERE experiment_id = 0")
                 db.execute("DELETE FROM experiments WHERE experiment_id = 0")
         _copy(fresh, template)
-    finally:
-        fresh.unlink(missing_ok=True)
 
 
 def _usable(template: Path) -> bool:
-    """A template SQLite can read, with MLflow's version table and no experiment."""
+    """A template SQLite reads whole, at the schema revision this MLflow ends at, with no
+    experiment."""
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{template}?mode=ro", uri=True)) as db:
+        with contextlib.closing(_read_only(template)) as db:
+            (check,) = db.execute("PRAGMA quick_check").fetchone()
             (version,) = db.execute("SELECT version_num FROM alembic_version").fetchone()
             (experiments,) = db.execute("SELECT count(*) FROM experiments").fetchone()
-        return bool(version) and experiments == 0
+        latest = _latest_revision()
+        current = bool(version) and (latest is None or version == latest)
+        return check == "ok" and current and experiments == 0
     except (sqlite3.Error, TypeError, ValueError):
         return False
 

@@ -19,7 +19,7 @@ import requests
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from sweeps import record
+from sweeps import interrupts, record
 from sweeps.interrupts import atomic, retry_budget
 from sweeps.masking import mask
 from sweeps.sqlite_stores import mlflow_client
@@ -101,7 +101,7 @@ class RetryingClient:
                 if not _transient(exc):
                     raise
                 waited = time.monotonic() - started
-                budget = retry_budget(self.retry_s)  # shorter once a signal stops the command
+                budget = retry_budget(self.retry_s, started)  # shorter once a signal stops us
                 if waited >= budget:
                     self.down = TrackingUnavailable(
                         f"the tracking store {mask(self._uri)} did not answer for "
@@ -127,7 +127,8 @@ class RetryingClient:
 
 def _limit(budget: float, retry_s: float) -> str:
     if budget < retry_s:
-        return f"the command is stopping: at most {budget:g} s of search.store_retry_s {retry_s:g}"
+        limit = interrupts.STOPPING_RETRY_S
+        return f"the command is stopping: stores are waited for {limit:g} s after the signal"
     return f"search.store_retry_s: {retry_s:g}"
 
 

@@ -21,6 +21,7 @@ import math
 import os
 import socket
 import statistics
+import sys
 import tempfile
 import time
 import traceback
@@ -360,9 +361,7 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
         ctx.outcomes.append(TrialOutcome(trial.number, "PRUNED", note=reason))
         raise
     except KeyboardInterrupt:
-        trial.set_user_attr("reason", "interrupted")
-        trial.set_user_attr("not_counted", True)  # the next run trains one in its place
-        _close(ctx, run_id, started, times, "KILLED", "FAIL", f"interrupted ({stopped_by()})")
+        record_interrupted(ctx, trial, run_id, started, times)  # the next run trains one instead
         raise
     except Exception as exc:
         if isinstance(exc, TrainingDiverged):
@@ -577,6 +576,31 @@ def _t975(dof: int) -> float:
     from scipy import stats  # scipy.stats loads only when an interval is computed
 
     return float(stats.t.ppf(0.975, dof))
+
+
+def record_interrupted(
+    ctx: TrialContext, trial: optuna.Trial, run_id: str, started: float, times: dict[str, float]
+) -> None:
+    """Record an interrupted trial (or confirmation) as not counted, as far as the stores
+    answer: a store that fails here must not replace the interrupt, or the command would catch
+    that error as a failed trial and train on."""
+    writes = (
+        lambda: trial.set_user_attr("reason", "interrupted"),
+        lambda: trial.set_user_attr("not_counted", True),
+        lambda: _close(
+            ctx, run_id, started, times, "KILLED", "FAIL", f"interrupted ({stopped_by()})"
+        ),
+    )
+    for write in writes:
+        try:
+            write()
+        except Exception as exc:  # noqa: BLE001 - the stop goes on; the next run takes it over
+            print(
+                f"warning: trial {trial.number}'s interruption could not be recorded "
+                f"({type(exc).__name__}); the next run takes the trial over",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def _close(

@@ -6,6 +6,7 @@ cores spend their time spinning, not training."""
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 
 import pytest
@@ -16,6 +17,12 @@ if _WORKERS > 1:  # before torch is imported, so its thread pool is sized by it
     _share = str(max(1, (_cores or 1) // _WORKERS))
     os.environ.setdefault("OMP_NUM_THREADS", _share)
     os.environ.setdefault("MKL_NUM_THREADS", _share)
+
+# the empty MLflow store new stores are copied from (sweeps/sqlite_template.py): the tests'
+# own, not the user's ~/.cache; shared by the workers and the processes the tests start
+os.environ.setdefault(
+    "MTL_SWEEPS_CACHE", os.path.join(tempfile.gettempdir(), f"mtl-sweeps-tests-{os.getuid()}")
+)
 
 # PostgreSQL --------------------------------------------------------------------------------
 

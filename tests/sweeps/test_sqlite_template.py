@@ -83,3 +83,27 @@ def test_a_damaged_template_is_made_again(tmp_path, cache):
         assert db.execute("SELECT count(*) FROM experiments").fetchone() == (0,)
     client = mlflow_client(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert [e.name for e in client.search_experiments()] == ["Default"]
+
+
+def test_a_template_at_another_schema_revision_is_made_again(tmp_path, cache):
+    # two builds of one MLflow version (a development install) may end at other revisions
+    assert seed(tmp_path / "first.db")
+    template = template_path()
+    with sqlite3.connect(template) as db:
+        (latest,) = db.execute("SELECT version_num FROM alembic_version").fetchone()
+        db.execute("UPDATE alembic_version SET version_num = 'older'")
+    assert seed(tmp_path / "second.db")
+    for made in (template, tmp_path / "second.db"):
+        with sqlite3.connect(made) as db:
+            assert db.execute("SELECT version_num FROM alembic_version").fetchone() == (latest,)
+    assert mlflow_client(f"sqlite:///{tmp_path / 'second.db'}").search_experiments()
+
+
+def test_a_cache_path_with_uri_characters_is_used(tmp_path, monkeypatch):
+    folder = tmp_path / "odd ?name#1%20"  # a file: URI would read these as query and fragment
+    monkeypatch.setenv("MTL_SWEEPS_CACHE", str(folder))
+    assert seed(tmp_path / "mlflow.db")  # built there, then copied
+    assert template_path().parent == folder and template_path().exists()
+    assert seed(tmp_path / "again.db")
+    client = mlflow_client(f"sqlite:///{tmp_path / 'again.db'}")
+    assert [e.name for e in client.search_experiments()] == ["Default"]
