@@ -17,11 +17,10 @@ at once (a store that does not answer would otherwise hold it for ``store_retry_
 
 Once a signal has stopped the command, a store that does not answer is retried until
 ``STOPPING_RETRY_S`` after the signal (``retry_budget``; each call still gets one try), not for
-``store_retry_s`` per call: the trial in flight is then left to the next run, which takes it over
-once its heartbeat is stale. In a fresh-clone CI run a
-stopped `sweeps run --workers 2` took 4.5 minutes to exit: its helper found the Optuna file
-locked ("database is locked") and retried its heartbeat and its trial's record for 120 s
-each, while the parent waited for it.
+``store_retry_s`` per call: the trial in flight is then left to the next run, which takes it
+over once its heartbeat is stale. In a fresh-clone CI run a stopped `sweeps run --workers 2`
+took 4.5 minutes to exit: its helper found the Optuna file locked ("database is locked") and
+retried its heartbeat and its trial's record for 120 s each, while the parent waited for it.
 """
 
 from __future__ import annotations

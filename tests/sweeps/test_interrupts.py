@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import threading
+import time
 
 import pytest
 
@@ -88,11 +90,16 @@ def test_a_signal_landing_in_any_weakref_callback_is_kept_too():
         assert interrupts.stopped_by() == "Ctrl-C"
 
 
+def _stop_with_sigterm() -> None:
+    """Under ``stop_on_signals``: a SIGTERM outside any store call stops the command."""
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(1)  # (the signal is raised here)
+    assert interrupts.stopping()
+
+
 def test_a_stopping_command_waits_briefly_for_a_store_that_does_not_answer(tmp_path, monkeypatch):
     # a fresh-clone CI run: a stopped helper retried a locked Optuna file for 120 s, twice
-    import sqlite3
-    import time
-
     import optuna
 
     from sweeps.optuna_storage import RetryingRDBStorage
@@ -107,9 +114,7 @@ def test_a_stopping_command_waits_briefly_for_a_store_that_does_not_answer(tmp_p
     monkeypatch.setattr(interrupts, "STOPPING_RETRY_S", 1.0)
     try:
         with interrupts.stop_on_signals():
-            with pytest.raises(KeyboardInterrupt):
-                os.kill(os.getpid(), signal.SIGTERM)
-                time.sleep(1)  # (the signal is raised here)
+            _stop_with_sigterm()
             assert interrupts.retry_budget(120, time.monotonic()) <= 1.0
             started = time.monotonic()
             with pytest.raises(optuna.exceptions.StorageInternalError) as raised:
@@ -127,8 +132,6 @@ def test_a_stopping_command_waits_briefly_for_a_store_that_does_not_answer(tmp_p
 
 
 def test_a_stopping_command_gives_up_on_a_tracking_server_that_is_gone_soon(monkeypatch):
-    import time
-
     from mlflow.tracking import MlflowClient
 
     from sweeps.tracking import RetryingClient, TrackingUnavailable
@@ -139,9 +142,7 @@ def test_a_stopping_command_gives_up_on_a_tracking_server_that_is_gone_soon(monk
     client = RetryingClient(MlflowClient(uri), uri, retry_s=120)
     monkeypatch.setattr(interrupts, "STOPPING_RETRY_S", 1.0)
     with interrupts.stop_on_signals():
-        with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(1)  # (the signal is raised here)
+        _stop_with_sigterm()
         started = time.monotonic()
         with pytest.raises(
             TrackingUnavailable,
@@ -155,13 +156,9 @@ def test_a_stopping_command_gives_up_on_a_tracking_server_that_is_gone_soon(monk
 def test_a_stopped_command_starts_no_new_trial_and_the_next_command_is_not_stopped():
     # a store error raised while the interrupted trial was recorded used to replace the
     # interrupt; Optuna caught it as one failed trial and the worker trained on
-    import time
-
     with interrupts.stop_on_signals():
         interrupts.raise_if_stopped()  # not stopped: nothing
-        with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(1)  # (the signal is raised here)
+        _stop_with_sigterm()
         try:
             raise RuntimeError("the store failed while the trial was recorded")
         except RuntimeError:
