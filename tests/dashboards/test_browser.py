@@ -11,19 +11,16 @@ import pytest
 
 from dashboards import build_dashboard
 from sweeps.spec import load_spec
-from tests.helpers import ROOT, chromium, cli, small_study, write_study
+from tests.helpers import ROOT, browse, cli, small_study, write_study
 
 SHOTS = ROOT / "tests" / "dashboards" / "screenshots"
 
 
 def open_in_browser(page: Path, shot: Path) -> tuple[str, list[str]]:
     """The DOM after scripts ran, and every console line; also writes a screenshot."""
-    base = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
-            "--v=0", "--virtual-time-budget=20000", "--window-size=1400,5000"]  # fmt: skip
-    dom = subprocess.run(
-        [*base, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=180
-    )
-    subprocess.run([*base, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=180)
+    flags = ("--enable-logging=stderr", "--v=0", "--window-size=1400,5000")
+    dom = browse(page.as_uri(), *flags, "--dump-dom")
+    browse(page.as_uri(), *flags, f"--screenshot={shot}")
     console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
     return dom.stdout, console
 

@@ -15,7 +15,7 @@ import pytest
 
 from sweeps.server import stop_group
 from sweeps.spec import load_spec
-from tests.helpers import chromium, cli, free_port, small_study, two_tasks, write_study
+from tests.helpers import browse, cli, free_port, small_study, two_tasks, write_study
 
 
 def _words(dom: str) -> str:
@@ -49,17 +49,12 @@ def test_optuna_dashboard_shows_the_named_objective(tmp_path):
                     break
             except OSError:
                 time.sleep(0.3)
-        browse = [chromium(), "--headless", "--no-sandbox", "--disable-gpu",
-                  "--virtual-time-budget=20000", "--dump-dom"]  # fmt: skip
-        study_page = _words(subprocess.run(
-            [*browse, f"http://127.0.0.1:{port}/dashboard/studies/1"],
-            capture_output=True, text=True, timeout=180,
-        ).stdout)  # fmt: skip
+        study_page = _words(
+            browse(f"http://127.0.0.1:{port}/dashboard/studies/1", "--dump-dom").stdout
+        )
         assert "valid Δm (%)" in study_page and "Objective 0" not in study_page, study_page[:2000]
-        trial_page = _words(subprocess.run(
-            [*browse, f"http://127.0.0.1:{port}/dashboard/studies/1/trials?numbers=0"],
-            capture_output=True, text=True, timeout=180,
-        ).stdout)  # fmt: skip
+        trials = f"http://127.0.0.1:{port}/dashboard/studies/1/trials?numbers=0"
+        trial_page = _words(browse(trials, "--dump-dom").stdout)
         assert "affinity" in trial_page and '{"imdb":{"imdb":' in trial_page, trial_page[:3000]
     finally:
         stop_group(proc)

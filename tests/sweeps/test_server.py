@@ -18,7 +18,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from sweeps.server import stop_group, wait_healthy
-from tests.helpers import chromium, cli, free_port, small_study, sweeps, write_study
+from tests.helpers import browse, cli, free_port, small_study, sweeps, write_study
 
 
 def start_mlflow_server(backend: str, artifacts: Path) -> tuple[subprocess.Popen, str]:
@@ -192,11 +192,7 @@ def test_ui_serves_the_embedded_store_on_localhost(ui_study):
         experiment = client.get_experiment_by_name("uitest").experiment_id
         (trial,) = client.search_runs([experiment], "tags.`mtl.kind` = 'trial'")
         page = f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs/{trial.info.run_id}"
-        dom = subprocess.run(
-            [chromium(), "--headless", "--no-sandbox", "--disable-gpu",
-             "--virtual-time-budget=20000", "--dump-dom", page],
-            capture_output=True, text=True, timeout=180,
-        ).stdout  # fmt: skip
+        dom = browse(page, "--dump-dom").stdout
         listed = dom.split('data-testid="key-value-Logged models"', 1)
         assert len(listed) == 2 and "pyfunc" in listed[1][:3000], "no logged model on the page"
         # the run is named for what it is
@@ -204,23 +200,17 @@ def test_ui_serves_the_embedded_store_on_localhost(ui_study):
         assert trial.info.run_name in dom
         # the page `sweeps ui` prints opens the study as training runs: the runs table and
         # the model registry, not the GenAI overview of traces, tokens and costs
-        study_page = subprocess.run(
-            [chromium(), "--headless", "--no-sandbox", "--disable-gpu",
-             "--virtual-time-budget=20000", "--dump-dom", study_url],
-            capture_output=True, text=True, timeout=180,
-        ).stdout  # fmt: skip
+        study_page = browse(study_url, "--dump-dom").stdout
         words = re.sub(r"<(style|script|svg)[^>]*>.*?</\1>", " ", study_page, flags=re.S)
         words = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", words))
         assert "Model registry" in words and "study uitest" in words, words[:3000]
         assert "Token Usage" not in words and "Cost Breakdown" not in words
         # the study run's page shows its verdict: the description and the summary metrics
         (study_run,) = client.search_runs([experiment], "tags.`mtl.kind` = 'study'")
-        study_dom = subprocess.run(
-            [chromium(), "--headless", "--no-sandbox", "--disable-gpu",
-             "--virtual-time-budget=20000", "--dump-dom",
-             f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs/{study_run.info.run_id}"],
-            capture_output=True, text=True, timeout=180,
-        ).stdout  # fmt: skip
+        study_dom = browse(
+            f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs/{study_run.info.run_id}",
+            "--dump-dom",
+        ).stdout
         for shown in ("summary/winner_trial", "summary/valid_delta_m", "summary/trials_complete",
                       "Winner, chosen on validation: trial 0"):  # fmt: skip
             assert shown in study_dom, shown
