@@ -35,6 +35,7 @@ from mtl_core.data.prepare import TaskData
 from mtl_core.methods import MULTI_TASK_ONLY, SINGLE_TASK_TRAINING, single_task_model
 from sweeps import record
 from sweeps.models import record_model
+from sweeps.parent_run import baselines_description
 from sweeps.schema import StudySpec
 from sweeps.space import TrialConfig, model_params, tuning_space
 from sweeps.stable_keys import model_key, training_key
@@ -294,13 +295,9 @@ class Baselines:
 
     def _group_run(self) -> str:
         if self._group is None:
+            name = self.spec.name  # (created with the study run: sweeps.parent_run)
             self._group = self.tracker.group_run(
-                self.study_run,
-                self.spec.name,
-                "baselines",
-                f"The single-task baselines of study {self.spec.name}: one run per task, "
-                "settings key and seed, trained once and reused by every trial that needs it "
-                "(tag `mtl.baseline_key`).",
+                self.study_run, name, "baselines", baselines_description(name)
             )
         return self._group
 

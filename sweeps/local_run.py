@@ -34,13 +34,16 @@ def run_here(
     ``workers`` > 1, helpers started beside this process share the CPU cores and the study.
     A TERM or Ctrl-C that stops this process stops its helpers too."""
     # here, not at the top: optuna, mlflow and torch load only when a study runs
-    from sweeps.runner import open_study, open_tracker, run_study, study_params
+    from sweeps.parent_run import creating, parent_run  # (optuna)
+    from sweeps.runner import open_or_create, open_tracker, run_study, study_params  # (same)
 
     helpers: list[subprocess.Popen] = []
 
     def start_helpers() -> None:
-        open_study(spec)  # the study and its parent run exist before the helpers join
-        open_tracker(spec).study_run(spec.name, study_params(spec))
+        # the study and its MLflow runs exist before the helpers join
+        study, created = open_or_create(spec)
+        with creating(study, created):
+            parent_run(spec.name, study, open_tracker(spec), created, study_params(spec))
         threads = max(1, (os.cpu_count() or 1) // workers)
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
         command = worker_command(path, trials, timeout)

@@ -39,9 +39,10 @@ from sweeps.errors import StudyError
 from sweeps.interrupts import raise_if_stopped, raise_pending, stopping
 from sweeps.masking import mask
 from sweeps.optuna_storage import disconnected, make_storage
+from sweeps.parent_run import creating, parent_run
 from sweeps.progress import Reporter
 from sweeps.report import write_report
-from sweeps.resume_checks import PARENT_RUN, check_resumable
+from sweeps.resume_checks import check_resumable
 from sweeps.schema import StudySpec
 from sweeps.search_registry import PRUNERS, SAMPLERS
 from sweeps.space import grid_size
@@ -96,7 +97,13 @@ def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
 
 
 def open_study(spec: StudySpec, worker: bool = False) -> optuna.Study:
-    """Create or load the study. Workers that start a fresh shared storage together race to
+    """Create or load the study (see ``open_or_create``)."""
+    return open_or_create(spec, worker)[0]
+
+
+def open_or_create(spec: StudySpec, worker: bool = False) -> tuple[optuna.Study, bool]:
+    """The study, and whether this call created it (its creator makes its MLflow runs:
+    ``sweeps.parent_run``). Workers that start a fresh shared storage together race to
     create its tables and the study (optuna#1092): the loser tries again."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the reporter tells what happened
     for attempt in range(6):
@@ -113,7 +120,7 @@ def open_study(spec: StudySpec, worker: bool = False) -> optuna.Study:
     raise AssertionError("unreachable")
 
 
-def _open_study(spec: StudySpec, worker: bool) -> optuna.Study:
+def _open_study(spec: StudySpec, worker: bool) -> tuple[optuna.Study, bool]:
     storage = make_storage(spec)
     try:
         existing = optuna.load_study(study_name=spec.name, storage=storage).trials
@@ -121,18 +128,27 @@ def _open_study(spec: StudySpec, worker: bool) -> optuna.Study:
     except KeyError:
         offset, joined = 0, False
     directions = ["maximize"] * (len(spec.tasks) if spec.search.multi_objective else 1)
-    study = optuna.create_study(
-        study_name=spec.name,
-        storage=storage,
-        load_if_exists=True,
-        directions=directions,
-        # a `sweeps run` that finds the study there draws as a worker does, with a seed of
-        # its process: two runs started on one study (or one that lost the race to create
-        # it) drew the same parameters for their first trials; the run that creates a study
-        # keeps the study's seed, so a study run from scratch is reproducible
-        sampler=make_sampler(spec, offset, worker or joined),
-        pruner=make_pruner(spec),
-    )
+
+    def create(joined: bool) -> optuna.Study:
+        return optuna.create_study(
+            study_name=spec.name,
+            storage=storage,
+            load_if_exists=joined,  # else: the unique name makes one caller its creator
+            directions=directions,
+            # a `sweeps run` that finds the study there draws as a worker does, with a seed
+            # of its process: two runs started on one study (or one that lost the race to
+            # create it) drew the same parameters for their first trials; the run that
+            # creates a study keeps the study's seed, so a study run from scratch is
+            # reproducible
+            sampler=make_sampler(spec, offset, worker or joined),
+            pruner=make_pruner(spec),
+        )
+
+    created = not joined
+    try:
+        study = create(joined)
+    except optuna.exceptions.DuplicatedStudyError:  # another process created it just now
+        study, created = create(True), False
     if len(study.directions) != len(directions):
         had = "per_task" if len(study.directions) > 1 else "delta_m"
         where = mask(spec.storage) if spec.storage else "the workdir"
@@ -145,7 +161,7 @@ def _open_study(spec: StudySpec, worker: bool) -> optuna.Study:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(names)
-    return study
+    return study, created
 
 
 def objective_names(spec: StudySpec) -> list[str]:
@@ -303,11 +319,11 @@ def run_study(
         target = min(target, grid_size(spec))
     timeout = timeout if timeout is not None else spec.search.timeout
     data = load_study_data(spec)
-    study = open_study(spec, worker)
-    tracker = open_tracker(spec)
-    check_resumable(spec, study, tracker, data.fingerprints)  # same data, trials not lost
-    parent = tracker.study_run(spec.name, study_params(spec))
-    study.set_user_attr(PARENT_RUN, parent)
+    study, created = open_or_create(spec, worker)
+    with creating(study, created):  # a failure here: the next process does not wait for it
+        tracker = open_tracker(spec)
+        check_resumable(spec, study, tracker, data.fingerprints)  # same data, trials not lost
+        parent = parent_run(spec.name, study, tracker, created, study_params(spec))
     janitor = Janitor(spec, study, tracker)
     janitor.fail_stale()
     janitor.close_dead_runs()

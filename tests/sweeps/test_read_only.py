@@ -98,7 +98,7 @@ def test_a_full_disk_mid_run_stops_the_sweep_at_once_and_the_study_resumes(tmp_p
     # has open; the same markers, "readonly database", are classified with the full disk.)
     work = tmp_path / "w"
     work.mkdir()
-    study = small_study("broken", training={"epochs": 30}, search={"n_trials": 2, "pruner": "none"})
+    study = small_study("broken", training={"epochs": 60}, search={"n_trials": 2, "pruner": "none"})
     study["tasks"] = {k: v for k, v in study["tasks"].items() if k in ("imdb", "yelp")}
     study["search"]["store_retry_s"] = 120
     # the trial in flight stays RUNNING (its FAIL cannot be written to the full disk either):
@@ -114,8 +114,11 @@ def test_a_full_disk_mid_run_stops_the_sweep_at_once_and_the_study_resumes(tmp_p
         "$PY" -m sweeps run "$W/study.yaml" --quiet > "$W/../run.log" 2>&1 &
         run=$!
         "$PY" "{tmp_path / "midway.py"}" "$W" || {{ echo "never midway"; kill $run; exit 9; }}
+        # frozen while the disk fills: on a fast machine the trial seen running ended first
+        kill -STOP $run
         start=$(date +%s)
         dd if=/dev/zero of="$W/.sweeps/filler" bs=1M 2>/dev/null; sync
+        kill -CONT $run
         wait $run; code=$?
         echo "exit=$code took=$(( $(date +%s) - start ))"
         rm "$W/.sweeps/filler"

@@ -25,6 +25,17 @@ def test_only_connection_failures_are_retried_as_transient():
     assert _transient(Exception("failed with error code 503 != 200"))
     assert _transient(Exception("HTTPConnectionPool(...): Max retries exceeded"))
     assert _transient(ConnectionRefusedError("[Errno 111] Connection refused"))
+    # a tracking server whose database restarted under the request: Flask's bare 500 page
+    # (MLflow's own 500s are JSON with a message, and are not retried unless it says so)
+    failed = "API request to endpoint /api/2.0/mlflow/runs/log-batch failed with error code"
+    assert _transient(Exception(
+        f"{failed} 500 != 200. Response body: '<!doctype html>\n<html lang=en>\n"
+        "<title>500 Internal Server Error</title>\n<h1>Internal Server Error</h1>'"
+    ))  # fmt: skip
+    assert not _transient(Exception(
+        f"{failed} 500 != 200. Response body: "
+        '\'{"error_code": "INTERNAL_ERROR", "message": "Invalid value for metric"}\''
+    ))  # fmt: skip
 
 
 def test_an_unwritable_artifact_store_costs_the_files_not_the_record(tmp_path):
