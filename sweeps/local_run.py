@@ -34,16 +34,14 @@ def run_here(
     ``workers`` > 1, helpers started beside this process share the CPU cores and the study.
     A TERM or Ctrl-C that stops this process stops its helpers too."""
     # here, not at the top: optuna, mlflow and torch load only when a study runs
-    from sweeps.parent_run import creating, parent_run  # (optuna)
-    from sweeps.runner import open_or_create, open_tracker, run_study, study_params  # (same)
+    from sweeps.runner import open_or_create, open_record, run_study
 
     helpers: list[subprocess.Popen] = []
 
     def start_helpers() -> None:
         # the study and its MLflow runs exist before the helpers join
         study, created = open_or_create(spec)
-        with creating(study, created):
-            parent_run(spec.name, study, open_tracker(spec), created, study_params(spec))
+        open_record(spec, study, created, {})
         threads = max(1, (os.cpu_count() or 1) // workers)
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
         command = worker_command(path, trials, timeout)

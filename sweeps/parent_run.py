@@ -7,10 +7,14 @@ is written, so a worker that looked before the other's run was visible kept its 
 study ended with two parent runs (CI's red stop 31, on a tracking server under load). Now the
 creator writes both runs, then names the parent in the study's user attribute
 ``mlflow_parent_run_id``; a process that joined a fresh study waits for that name before it
-looks the run up. A creator that fails before naming it (its tracking store does not answer,
-a refusal, Ctrl-C) says so in the attribute ``mlflow_parent_run_abandoned`` (``creating``), and
-the next process does not wait; one that is killed outright is waited for ``wait_s``, then the
-joiner looks the runs up or creates them itself, saying so."""
+looks the run up. The creator says it is at work at once (``mlflow_parent_run_pending``,
+written just after the study): a study without that mark (made by an older version, or by
+``optuna create-study``) is waited for ``PENDING_GRACE_S`` only. A creator that fails before
+naming the run (its tracking store does not answer, a refusal, Ctrl-C) says so in
+``mlflow_parent_run_abandoned`` (``creating``), and the next process does not wait; one that is
+killed outright is waited for ``wait_s`` (at least ``search.store_retry_s``, which the
+creator's own store calls may take), then the joiner looks the runs up or creates them itself,
+saying so."""
 
 from __future__ import annotations
 
@@ -25,9 +29,16 @@ import optuna
 from sweeps.interrupts import raise_if_stopped
 from sweeps.resume_checks import PARENT_RUN
 
-ABANDONED = "mlflow_parent_run_abandoned"  # Optuna study user attribute: its creator failed
+PENDING = "mlflow_parent_run_pending"  # Optuna study user attribute: its creator is at work
+ABANDONED = "mlflow_parent_run_abandoned"  # ... and failed before it named the run
 PUBLISH_WAIT_S = 120.0  # the creator opens the MLflow store first: a fresh one migrates
+PENDING_GRACE_S = 10.0  # the creator writes PENDING right after the study
 POLL_S = 0.25
+
+
+def publish_wait(store_retry_s: float) -> float:
+    """How long a joiner waits for the creator: its store calls are retried this long."""
+    return max(PUBLISH_WAIT_S, store_retry_s)
 
 
 def baselines_description(study: str) -> str:
@@ -77,9 +88,11 @@ def creating(study: optuna.Study, created: bool) -> Iterator[None]:
 def _await_creator(name: str, study: optuna.Study, wait_s: float) -> None:
     started = time.monotonic()
     said = False
-    while not {PARENT_RUN, ABANDONED} & set(study.user_attrs):
+    while not {PARENT_RUN, ABANDONED} & set(attrs := study.user_attrs):
         raise_if_stopped()
         waited = time.monotonic() - started
+        if PENDING not in attrs and waited >= PENDING_GRACE_S:
+            return  # no creator at work: a study made by an older version, or by Optuna
         if waited >= wait_s:
             print(
                 f"warning: study {name!r} was created by another process that has not opened "

@@ -133,8 +133,7 @@ def run_on_ray(
             "--ray: Ray is not installed here; pip install 'mtl-sweeps[ray]'"
         ) from None
     # here, not at the top: optuna and mlflow load only when a study runs
-    from sweeps.parent_run import creating, parent_run  # (optuna)
-    from sweeps.runner import open_or_create, open_tracker, study_params  # (same)
+    from sweeps.runner import open_or_create, open_record
 
     _check_answers(address)
     try:  # the cluster first: a refused address leaves no study run behind
@@ -148,9 +147,7 @@ def run_on_ray(
         # the study and its MLflow runs exist before the workers join
         study, created = open_or_create(spec)
         since = datetime.now()  # (Optuna's trial times are local, naive)
-        with creating(study, created):
-            tracker = open_tracker(spec)
-            parent = parent_run(spec.name, study, tracker, created, study_params(spec))
+        tracker, parent = open_record(spec, study, created, {})
         task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(_worker_task)
         pending = [
             task.remote(str(path.resolve()), trials, timeout, cpus, i + 1) for i in range(workers)

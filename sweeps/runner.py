@@ -39,7 +39,7 @@ from sweeps.errors import StudyError
 from sweeps.interrupts import raise_if_stopped, raise_pending, stopping
 from sweeps.masking import mask
 from sweeps.optuna_storage import disconnected, make_storage
-from sweeps.parent_run import creating, parent_run
+from sweeps.parent_run import PENDING, creating, parent_run, publish_wait
 from sweeps.progress import Reporter
 from sweeps.report import write_report
 from sweeps.resume_checks import check_resumable
@@ -149,6 +149,14 @@ def _open_study(spec: StudySpec, worker: bool) -> tuple[optuna.Study, bool]:
         study = create(joined)
     except optuna.exceptions.DuplicatedStudyError:  # another process created it just now
         study, created = create(True), False
+    with creating(study, created):  # (sweeps.parent_run: joiners wait for its creator)
+        if created:
+            study.set_user_attr(PENDING, time.time())
+        _check_objective(spec, study, directions)
+    return study, created
+
+
+def _check_objective(spec: StudySpec, study: optuna.Study, directions: list[str]) -> None:
     if len(study.directions) != len(directions):
         had = "per_task" if len(study.directions) > 1 else "delta_m"
         where = mask(spec.storage) if spec.storage else "the workdir"
@@ -161,7 +169,6 @@ def _open_study(spec: StudySpec, worker: bool) -> tuple[optuna.Study, bool]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(names)
-    return study, created
 
 
 def objective_names(spec: StudySpec) -> list[str]:
@@ -184,6 +191,19 @@ def _stop_if_unwritable(spec: StudySpec, tracker: Tracker, exc: BaseException) -
             "space or make it writable, then run the study again; trials completed so far "
             "keep their record"
         ) from None
+
+
+def open_record(
+    spec: StudySpec, study: optuna.Study, created: bool, fingerprints: dict[str, str]
+) -> tuple[Tracker, str]:
+    """The study's tracker and its parent run (``sweeps.parent_run``), once the resume checks
+    pass (``fingerprints``: the data's; empty where a launcher has not read it, which leaves
+    the check of a lost Optuna storage)."""
+    with creating(study, created):  # a failure here: the next process does not wait for it
+        tracker = open_tracker(spec)
+        check_resumable(spec, study, tracker, fingerprints)  # same data, trials not lost
+        wait_s = publish_wait(spec.search.store_retry_s)
+        return tracker, parent_run(spec.name, study, tracker, created, study_params(spec), wait_s)
 
 
 def study_params(spec: StudySpec) -> dict[str, object]:
@@ -320,10 +340,7 @@ def run_study(
     timeout = timeout if timeout is not None else spec.search.timeout
     data = load_study_data(spec)
     study, created = open_or_create(spec, worker)
-    with creating(study, created):  # a failure here: the next process does not wait for it
-        tracker = open_tracker(spec)
-        check_resumable(spec, study, tracker, data.fingerprints)  # same data, trials not lost
-        parent = parent_run(spec.name, study, tracker, created, study_params(spec))
+    tracker, parent = open_record(spec, study, created, data.fingerprints)
     janitor = Janitor(spec, study, tracker)
     janitor.fail_stale()
     janitor.close_dead_runs()

@@ -14,7 +14,7 @@ import optuna
 import pytest
 
 from sweeps import interrupts, record, runner
-from sweeps.parent_run import ABANDONED, creating, parent_run
+from sweeps.parent_run import ABANDONED, PENDING, creating, parent_run
 from sweeps.resume_checks import PARENT_RUN
 from sweeps.runner import open_or_create
 from sweeps.spec import load_spec
@@ -24,9 +24,12 @@ from tests.helpers import small_study, write_study
 PARAMS = {"seed": 0}
 
 
-def _study(tmp_path, name="racy") -> tuple[str, str]:
+def _study(tmp_path, name="racy", pending=True) -> tuple[str, str]:
+    """A fresh study whose creator is at work (``pending``: as ``open_or_create`` marks it)."""
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    optuna.create_study(study_name=name, storage=storage)
+    study = optuna.create_study(study_name=name, storage=storage)
+    if pending:
+        study.set_user_attr(PENDING, time.time())
     return storage, f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
@@ -92,6 +95,26 @@ def test_a_creator_that_failed_says_so_and_the_next_run_does_not_wait(tmp_path):
     parent = parent_run("racy", study, Tracker(tracking, "racy"), False, PARAMS, wait_s=60)
     assert time.monotonic() - started < 10  # ... and the next run did not wait 60 s
     assert study.user_attrs[PARENT_RUN] == parent
+
+
+def test_a_study_no_creator_marked_is_waited_for_briefly(tmp_path, monkeypatch, capsys):
+    # made by an older version (whose first run failed before its first trial) or by
+    # `optuna create-study`: nobody will name its run, so a joiner does not wait wait_s
+    monkeypatch.setattr("sweeps.parent_run.PENDING_GRACE_S", 0.5)
+    storage, tracking = _study(tmp_path, pending=False)
+    study = optuna.load_study(study_name="racy", storage=storage)
+    started = time.monotonic()
+    parent = parent_run("racy", study, Tracker(tracking, "racy"), False, PARAMS, wait_s=60)
+    assert 0.5 <= time.monotonic() - started < 10
+    assert study.user_attrs[PARENT_RUN] == parent and "warning" not in capsys.readouterr().err
+
+
+def test_the_creator_marks_the_study_at_once(tmp_path):
+    spec = load_spec(write_study(tmp_path, small_study("racy")))
+    study, created = open_or_create(spec)
+    assert created and abs(study.user_attrs[PENDING] - time.time()) < 60
+    joined, created = open_or_create(spec)
+    assert not created and joined.user_attrs[PENDING] == study.user_attrs[PENDING]
 
 
 def test_a_resumed_study_is_not_waited_for(tmp_path):

@@ -72,3 +72,8 @@ def test_a_deleted_optuna_db_beside_a_kept_mlflow_record_is_refused(tmp_path):
     assert len(runs_of(spec, "trial")) == 1  # no second "trial 0"
     status = cli("run", str(path), "--quiet", cwd=tmp_path)  # and it stays refused
     assert status.returncode == 2
+    # with helpers too: the process that starts them checks before it names the study run
+    # (it named the run unchecked, and every helper then passed the check)
+    helped = cli("run", str(path), "--quiet", "--workers", "2", cwd=tmp_path)
+    assert helped.returncode == 2 and "optuna.db was deleted" in helped.stderr, helped.stderr
+    assert len(runs_of(spec, "trial")) == 1

@@ -32,6 +32,11 @@ def test_only_connection_failures_are_retried_as_transient():
         f"{failed} 500 != 200. Response body: '<!doctype html>\n<html lang=en>\n"
         "<title>500 Internal Server Error</title>\n<h1>Internal Server Error</h1>'"
     ))  # fmt: skip
+    bare = "<!doctype html>\n<title>500 Internal Server Error</title>"  # the artifact proxy's
+    assert not _transient(Exception(
+        f"500 Server Error: INTERNAL SERVER ERROR for url: http://127.0.0.1:5000/api/2.0/"
+        f"mlflow-artifacts/artifacts/1/run/artifacts/affinity.csv. Response text: {bare}"
+    ))  # fmt: skip
     assert not _transient(Exception(
         f"{failed} 500 != 200. Response body: "
         '\'{"error_code": "INTERNAL_ERROR", "message": "Invalid value for metric"}\''
