@@ -37,6 +37,8 @@ DISCONNECTED = (
     "the database system is",
     "ssl connection has been closed",
     "consuming input failed",
+    # SQLAlchemy's PendingRollbackError, once a connection died inside a transaction
+    "can't reconnect until invalid transaction is rolled back",
 )
 
 

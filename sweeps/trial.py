@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
+import sqlalchemy.exc
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
 from mtl_core import transfer
@@ -39,6 +40,7 @@ from sweeps.baselines import Baseline, Baselines
 from sweeps.interrupts import raise_pending, stopped_by
 from sweeps.masking import mask, shown
 from sweeps.models import record_model
+from sweeps.optuna_storage import disconnected
 from sweeps.progress import Reporter
 from sweeps.reuse import CONFIG_KEY, config_key, original_of, take_result
 from sweeps.schema import StudySpec
@@ -255,10 +257,30 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
         raise
     except Exception as exc:  # every failure carries its reason: it counts, and status shows it
         if "reason" not in trial.user_attrs:
-            trial.set_user_attr("reason", shown(f"{type(exc).__name__}: {exc}"))
-        if isinstance(exc, TrackingUnavailable):  # the store failed, not the trial: redo it
+            trial.set_user_attr("reason", shown(described(exc)))
+        if store_failed(exc):  # the store failed, not the trial: the study trains one in its place
             trial.set_user_attr("not_counted", True)
         raise
+
+
+def store_failed(exc: BaseException) -> bool:
+    """The tracking store did not answer, or the Optuna storage lost its database under a
+    call (a PostgreSQL restart failed a trial so, and it counted as one of the study's trials).
+    Only the storage's own errors: a user's trunk that fails on a refused connection is the
+    trial's failure (not counted, it would be trained again and again)."""
+    storage_error = isinstance(
+        exc, sqlalchemy.exc.SQLAlchemyError | optuna.exceptions.StorageInternalError
+    )
+    return isinstance(exc, TrackingUnavailable) or (storage_error and disconnected(exc))
+
+
+def described(exc: BaseException) -> str:
+    """``Type: message``, and the first line of what caused it where the message hides it."""
+    text = f"{type(exc).__name__}: {exc}"
+    cause = exc.__cause__
+    if cause is not None and str(cause).strip():
+        text += f" (caused by {type(cause).__name__}: {str(cause).strip().splitlines()[0]})"
+    return text
 
 
 def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
@@ -369,7 +391,7 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
         elif isinstance(exc, UndefinedObjective):
             reason = str(exc)
         else:
-            reason = f"{type(exc).__name__}: {exc}"
+            reason = described(exc)
             trial.set_user_attr("traceback", mask(traceback.format_exc()[-4000:]))
         _close(ctx, run_id, started, times, "FAILED", "FAIL", reason)
         trial.set_user_attr("reason", shown(reason))

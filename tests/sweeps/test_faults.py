@@ -272,7 +272,7 @@ def test_workers_ride_out_a_postgresql_restart(tmp_path, private_postgres):
         assert code == 0, log.read_text()[-3000:]
         trials = optuna.load_study(study_name="pg_restart", storage=optuna_url).trials
         others = [  # a trial the restart failed: why (its reason, Optuna's own)
-            (t.number, t.state.name, t.user_attrs.get("reason"), t.system_attrs.get("fail_reason"))
+            (t.number, t.state.name, t.user_attrs.get("reason"), t.user_attrs.get("traceback"))
             for t in trials
             if t.state.name != "COMPLETE"
         ]

@@ -178,3 +178,37 @@ def test_a_trial_whose_objective_is_not_a_number_fails_with_its_reason_and_count
         assert run.info.status == "FAILED" and run.data.tags["mtl.state"] == "FAIL"
         assert "the objective is not a number" in run.data.tags["mtl.error"]
         assert math.isnan(run.data.metrics["valid/delta_m"])  # what it measured stays on record
+
+
+def _chained(outer: Exception, cause: Exception) -> Exception:
+    try:
+        try:
+            raise cause
+        except Exception as inner:
+            raise outer from inner
+    except Exception as exc:
+        return exc
+
+
+def test_a_trial_the_storage_failed_under_is_not_counted_and_says_what_failed():
+    import optuna
+    import sqlalchemy.exc
+
+    from sweeps.tracking import TrackingUnavailable
+    from sweeps.trial import described, store_failed
+
+    dropped = sqlalchemy.exc.OperationalError(
+        "COMMIT", {}, Exception("terminating connection due to administrator command")
+    )
+    commit = "An exception is raised during the commit. This typically happens due to invalid data"
+    lost = _chained(optuna.exceptions.StorageInternalError(commit), dropped)
+    assert store_failed(lost) and store_failed(TrackingUnavailable("gone"))
+    assert "caused by OperationalError: (builtins.Exception) terminating connection" in described(
+        lost
+    )
+    # a value the database refuses: the trial's own failure (not counted, it would repeat)
+    too_long = sqlalchemy.exc.DataError("INSERT", {}, Exception("value too long for type"))
+    assert not store_failed(_chained(optuna.exceptions.StorageInternalError(commit), too_long))
+    # a user's trunk that cannot reach its weights: the trial's failure too
+    assert not store_failed(ConnectionRefusedError("[Errno 111] Connection refused"))
+    assert described(ValueError("bad")) == "ValueError: bad"
