@@ -173,10 +173,11 @@ def browse(
     """Headless Chromium on `url` with `flags` (`--dump-dom`, `--screenshot=...`), after the
     page's scripts ran for 20 s of virtual time; its profile a fresh folder, its calls home off.
 
-    Chromium with --virtual-time-budget hangs now and then, on a page that loads in 3 s the next
-    time (CI's red stop 31: 180 s on the MLflow UI, then killed; 25 reruns under a CPU hog took
-    3-5 s each). A try that outlives `timeout` is killed with its process group and tried again,
-    with a warning that names it; the last one's failure carries Chromium's stderr."""
+    With --virtual-time-budget, Chromium waits for every request the page has in flight: one
+    that never ends hangs it (CI's red stop 31: 180 s on the MLflow UI's study page; 25 reruns
+    of that page under a CPU hog took 3-5 s each). A try that outlives `timeout` is stopped with
+    its process group (TERM, then KILL) and tried again, with a warning that names the requests still open (from
+    Chromium's net log); the last one's failure carries them and Chromium's stderr."""
     import signal
     import tempfile
     import warnings
@@ -185,9 +186,10 @@ def browse(
 
     for attempt in range(1, tries + 1):
         with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+            netlog = Path(profile) / "net.json"
             command = [chromium(), "--headless", "--no-sandbox", "--disable-gpu",
                        f"--user-data-dir={profile}", "--disable-background-networking",
-                       "--disable-component-update", "--no-first-run",
+                       "--disable-component-update", "--no-first-run", f"--log-net-log={netlog}",
                        "--virtual-time-budget=20000", *flags, url]  # fmt: skip
             proc = subprocess.Popen(
                 command,
@@ -200,10 +202,45 @@ def browse(
                 out, err = proc.communicate(timeout=timeout)
                 return subprocess.CompletedProcess(command, proc.returncode, out, err)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                _, err = proc.communicate()
-            message = f"Chromium did not finish {url} in {timeout:.0f} s (try {attempt} of {tries})"
+                os.killpg(proc.pid, signal.SIGTERM)  # its net log is written out on the way
+                try:
+                    _, err = proc.communicate(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    _, err = proc.communicate()
+            message = (
+                f"Chromium did not finish {url} in {timeout:.0f} s (try {attempt} of {tries}); "
+                f"requests still open: {open_requests(netlog)}"
+            )
             if attempt == tries:
                 pytest.fail(f"{message}; its stderr ends:\n{err[-3000:]}")
             warnings.warn(f"{message}; trying again", stacklevel=2)
     raise AssertionError("unreachable")
+
+
+def open_requests(netlog: Path) -> list[str]:
+    """The URLs of the requests a stopped Chromium had sent and got no answer to, read from
+    its net log (one event a line; a killed browser's file ends mid-array): begun, no response
+    started, and not failed with an error of their own."""
+    import json
+
+    try:
+        first, _, events = netlog.read_text(errors="replace").partition("\n")
+        constants = json.loads(first.rstrip(",").removeprefix('{"constants":'))
+    except (OSError, ValueError):
+        return ["(no net log)"]
+    name = {code: kind for kind, code in constants["logEventTypes"].items()}
+    sent: dict[int, str] = {}
+    done: set[int] = set()
+    for line in events.splitlines():
+        try:
+            event = json.loads(line.strip().rstrip(","))
+        except ValueError:
+            continue
+        source, kind, phase = event["source"]["id"], name.get(event["type"]), event.get("phase")
+        params = event.get("params") or {}
+        if kind == "URL_REQUEST_START_JOB" and phase == 1:
+            sent[source] = params.get("url", "")
+        elif kind == "URL_REQUEST_DELEGATE_RESPONSE_STARTED" or "net_error" in params:
+            done.add(source)
+    return [url for source, url in sent.items() if source not in done and url.startswith("http")]

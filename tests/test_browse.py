@@ -25,7 +25,20 @@ def test_a_browser_that_never_finishes_is_killed_tried_again_and_reported():
         silent.listen()
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/"
         started = time.monotonic()
-        with pytest.warns(UserWarning, match=r"did not finish .* \(try 1 of 2\); trying again"):
-            with pytest.raises(pytest.fail.Exception, match=r"try 2 of 2\); its stderr ends"):
+        with pytest.warns(UserWarning, match=r"did not finish .* \(try 1 of 2\); req.*again"):
+            with pytest.raises(pytest.fail.Exception, match=r"try 2 of 2\).*its stderr ends"):
                 browse(url, "--dump-dom", timeout=3)
     assert time.monotonic() - started < 20
+
+
+def test_the_report_names_the_request_that_never_ended(tmp_path):
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        never = f"http://127.0.0.1:{silent.getsockname()[1]}/never"
+        page = tmp_path / "page.html"  # the page loads; one of its fetches never ends
+        page.write_text(f"<p>loaded</p><script>fetch('{never}')</script>")
+        with pytest.warns(UserWarning, match="trying again"):
+            with pytest.raises(pytest.fail.Exception) as failed:
+                browse(page.as_uri(), "--dump-dom", timeout=3)
+    assert f"requests still open: ['{never}']" in str(failed.value)

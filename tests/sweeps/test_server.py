@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -23,6 +23,7 @@ from tests.helpers import browse, cli, free_port, small_study, sweeps, write_stu
 
 def start_mlflow_server(backend: str, artifacts: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
+    log = open(artifacts.parent / f"mlflow-server-{port}.log", "w")  # noqa: SIM115 - Popen's now
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     proc = subprocess.Popen(
         [
@@ -41,12 +42,14 @@ def start_mlflow_server(backend: str, artifacts: Path) -> tuple[subprocess.Popen
             "--workers",
             "1",
         ],
-        stdout=subprocess.PIPE,
+        stdout=log,  # a file: a pipe nobody reads fills and stops the server (see _Output)
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
         start_new_session=True,  # mlflow server starts uvicorn: stop both as a group
     )
+    log.close()  # (the server holds its own copy)
+    proc.log_path = log.name  # where wait_healthy reads why it exited
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(f"{url}/health", proc)
@@ -115,27 +118,43 @@ def test_study_on_postgres_through_mlflow_server(tmp_path, postgres_db):
         stop(server)
 
 
-def _line_with(proc: subprocess.Popen, text: str, timeout: float = 240) -> str:
-    """The first line of ``proc``'s output that holds ``text``; fails if it ends first.
+class _Output:
+    """Everything a process prints, read as it comes by a thread of its own. A pipe that nobody
+    reads fills at 64 KB and blocks its writer: the MLflow server under `sweeps ui` logs every
+    request, and once the test had its ready line it stopped answering mid-test (Chromium's
+    net log named the page and its scripts as sent, unanswered; 3 full-suite runs of 7 hung).
 
-    Reads the pipe's file descriptor itself: ``select`` on a buffered reader misses lines that
-    an earlier ``readline`` already pulled into the buffer (a ready line arriving in the same
-    chunk as the server's log lines was never seen, and the test waited out its deadline)."""
-    fd = proc.stdout.fileno()
-    received = b""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not select.select([fd], [], [], 1.0)[0]:
-            continue
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            break
-        received += chunk
-        *whole, _partial = received.decode(errors="replace").split("\n")
-        for line in whole:
-            if text in line:
-                return line
-    pytest.fail(f"no line with {text!r}: {received.decode(errors='replace')[-3000:]}")
+    Reads the pipe's file descriptor itself: a buffered reader's ``readline`` pulls lines into
+    its buffer where ``select`` cannot see them (a ready line was missed so)."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self._data = bytearray()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, args=(proc.stdout.fileno(),))
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _read(self, fd: int) -> None:
+        while chunk := os.read(fd, 65536):
+            with self._lock:
+                self._data += chunk
+
+    def text(self) -> str:
+        with self._lock:
+            return self._data.decode(errors="replace")
+
+    def line_with(self, text: str, timeout: float = 240) -> str:
+        """The first whole line that holds ``text``; fails if the output ends first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ended = not self._thread.is_alive()
+            for line in self.text().split("\n")[:-1]:
+                if text in line:
+                    return line
+            if ended:
+                break
+            time.sleep(0.1)
+        pytest.fail(f"no line with {text!r}: {self.text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +194,8 @@ def test_ui_serves_the_embedded_store_on_localhost(ui_study):
     try:
         # the URL is printed once /health answers (it used to be printed at start, and
         # refused for half a minute): at that line, one request is answered
-        ready = _line_with(proc, f"MLflow UI ready on http://127.0.0.1:{port}")
+        output = _Output(proc)  # read to the end: a full pipe stops the server
+        ready = output.line_with(f"MLflow UI ready on http://127.0.0.1:{port}")
         assert "Ctrl-C stops it" in ready
         study_url = ready.split(" ready on ", 1)[1].split(" after ", 1)[0]
         assert study_url.endswith("#/experiments/1?workflowType=machine_learning"), study_url
