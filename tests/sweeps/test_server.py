@@ -23,38 +23,37 @@ from tests.helpers import browse, cli, free_port, small_study, sweeps, write_stu
 
 def start_mlflow_server(backend: str, artifacts: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    log = open(artifacts.parent / f"mlflow-server-{port}.log", "w")  # noqa: SIM115 - Popen's now
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            backend,
-            "--artifacts-destination",
-            artifacts.as_uri(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=log,  # a file: a pipe nobody reads fills and stops the server (see _Output)
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        start_new_session=True,  # mlflow server starts uvicorn: stop both as a group
-    )
-    log.close()  # (the server holds its own copy)
+    with open(artifacts.parent / f"mlflow-server-{port}.log", "w") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--backend-store-uri",
+                backend,
+                "--artifacts-destination",
+                artifacts.as_uri(),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            stdout=log,  # a file: a pipe nobody reads fills and stops the server (see _Output)
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            start_new_session=True,  # mlflow server starts uvicorn: stop both as a group
+        )
     proc.log_path = log.name  # where wait_healthy reads why it exited
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(f"{url}/health", proc)
     except RuntimeError:
-        proc.kill()
+        stop_group(proc)  # uvicorn too, not only the leader
         raise
     return proc, url
 
@@ -130,14 +129,18 @@ class _Output:
     def __init__(self, proc: subprocess.Popen) -> None:
         self._data = bytearray()
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._read, args=(proc.stdout.fileno(),))
+        # a descriptor of its own: the reader may outlive proc's (a server left holding the pipe)
+        self._thread = threading.Thread(target=self._read, args=(os.dup(proc.stdout.fileno()),))
         self._thread.daemon = True
         self._thread.start()
 
     def _read(self, fd: int) -> None:
-        while chunk := os.read(fd, 65536):
-            with self._lock:
-                self._data += chunk
+        try:
+            while chunk := os.read(fd, 65536):
+                with self._lock:
+                    self._data += chunk
+        finally:
+            os.close(fd)
 
     def text(self) -> str:
         with self._lock:
