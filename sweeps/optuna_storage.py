@@ -42,6 +42,9 @@ DISCONNECTED = (
 )
 
 
+STORAGE_ERRORS = (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError)
+
+
 def disconnected(exc: BaseException) -> bool:
     """Whether ``exc`` says the database did not answer (the storage retries those); a full
     disk or a read-only file system is not that (``sweeps.store_faults``)."""
@@ -82,7 +85,7 @@ def _retry(storage: RetryingRDBStorage, call):
         try:
             with atomic(raise_now=False):  # Ctrl-C waits; raised outside Optuna
                 return call()
-        except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
+        except STORAGE_ERRORS as exc:
             budget = retry_budget(storage.retry_s, started)  # shorter once a signal stops us
             if not disconnected(exc) or time.monotonic() - started >= budget:
                 raise

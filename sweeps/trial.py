@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
-import sqlalchemy.exc
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
 from mtl_core import transfer
@@ -40,7 +39,7 @@ from sweeps.baselines import Baseline, Baselines
 from sweeps.interrupts import raise_pending, stopped_by
 from sweeps.masking import mask, shown
 from sweeps.models import record_model
-from sweeps.optuna_storage import disconnected
+from sweeps.optuna_storage import STORAGE_ERRORS, disconnected
 from sweeps.progress import Reporter
 from sweeps.reuse import CONFIG_KEY, config_key, original_of, take_result
 from sweeps.schema import StudySpec
@@ -268,10 +267,8 @@ def store_failed(exc: BaseException) -> bool:
     call (a PostgreSQL restart failed a trial so, and it counted as one of the study's trials).
     Only the storage's own errors: a user's trunk that fails on a refused connection is the
     trial's failure (not counted, it would be trained again and again)."""
-    storage_error = isinstance(
-        exc, sqlalchemy.exc.SQLAlchemyError | optuna.exceptions.StorageInternalError
-    )
-    return isinstance(exc, TrackingUnavailable) or (storage_error and disconnected(exc))
+    lost = isinstance(exc, STORAGE_ERRORS) and disconnected(exc)  # as the storage retries it
+    return isinstance(exc, TrackingUnavailable) or lost
 
 
 def described(exc: BaseException) -> str:
